@@ -1,0 +1,159 @@
+//! What the user typed, validated only: nothing here reads files or probes
+//! the host.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::logging::LogLevel;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcp-runner",
+    version,
+    about = "Runs MCP stdio servers under a memory/process budget and leaves nothing behind",
+    long_about = "Runs MCP stdio servers under a memory/process budget and leaves nothing behind.\n\n\
+        In a client config, replace `\"command\": \"npx\", \"args\": [...]` with\n\
+        `\"command\": \"mcp-runner\", \"args\": [\"run\", \"--name\", \"NAME\", \"--\", \"npx\", ...]`."
+)]
+pub struct Cli {
+    /// Log level of the runner's own messages (stderr): off, error, warn, info, debug, trace.
+    #[arg(long, global = true, env = "MCP_RUNNER_LOG", value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one MCP server under its budget.
+    ///
+    /// The server inherits stdin and stdout: the runner adds no copy and no
+    /// latency. It ends with the session: stdin closed, the client gone, or
+    /// SIGTERM/SIGINT/SIGHUP, after a grace period; nothing of its process
+    /// tree survives.
+    Run(RunArgs),
+    /// Show what this host offers and which enforcement driver runs.
+    Doctor,
+    /// Kill what dead runners left behind and remove their records.
+    Gc,
+    /// Policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file and print the effective budgets.
+    ///
+    /// Without FILE, checks the policy `run` would use.
+    Check { file: Option<PathBuf> },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The server's name: selects its [server.NAME] entry in the policy.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Policy file (default: $MCP_RUNNER_POLICY, ~/.config/mcp-runner/policy.toml,
+    /// /etc/mcp-runner/policy.toml, then built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Session this server belongs to (default: the client process).
+    #[arg(long, env = "MCP_RUNNER_SESSION", value_name = "ID")]
+    pub session: Option<String>,
+
+    /// Force an enforcement driver instead of the policy's choice.
+    #[arg(long, value_enum, value_name = "DRIVER")]
+    pub driver: Option<DriverArg>,
+
+    /// The server command and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DriverArg {
+    Auto,
+    Systemd,
+    Cgroupfs,
+    Userland,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mcp-runner").chain(args.iter().copied()))
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        match parse(args).expect("parses").command {
+            Command::Run(r) => r,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_takes_everything_after_dashdash() {
+        let r = run_args(&["run", "--name", "gh", "--", "npx", "-y", "--name", "x"]);
+        assert_eq!(r.name.as_deref(), Some("gh"));
+        assert_eq!(r.command, ["npx", "-y", "--name", "x"].map(OsString::from));
+    }
+
+    #[test]
+    fn run_command_may_start_without_dashdash() {
+        let r = run_args(&["run", "node", "server.js", "--port", "1"]);
+        assert_eq!(r.command, ["node", "server.js", "--port", "1"].map(OsString::from));
+    }
+
+    #[test]
+    fn run_needs_a_command() {
+        let e = parse(&["run", "--name", "x"]).expect_err("no command");
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn policy_flag() {
+        assert_eq!(run_args(&["run", "--policy", "/p.toml", "--", "x"]).policy, Some(PathBuf::from("/p.toml")));
+    }
+
+    #[test]
+    fn session_flag() {
+        assert_eq!(run_args(&["run", "--session", "s1", "--", "x"]).session.as_deref(), Some("s1"));
+    }
+
+    #[test]
+    fn driver_flag() {
+        assert_eq!(run_args(&["run", "--driver", "userland", "--", "x"]).driver, Some(DriverArg::Userland));
+        assert!(parse(&["run", "--driver", "docker", "--", "x"]).is_err());
+    }
+
+    #[test]
+    fn log_level_is_global() {
+        let cli = parse(&["run", "--log-level", "debug", "--", "x"]).expect("parses");
+        assert_eq!(cli.log_level, Some(LogLevel::Debug));
+        assert!(parse(&["--log-level", "loud", "doctor"]).is_err());
+    }
+
+    #[test]
+    fn policy_check_file_is_optional() {
+        assert!(matches!(
+            parse(&["policy", "check"]).expect("parses").command,
+            Command::Policy { command: PolicyCommand::Check { file: None } }
+        ));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,65 @@
+//! The command line: argument definitions, dispatch, and the one place that
+//! turns errors into a message and an exit code.
+
+mod args;
+mod doctor;
+mod gc;
+mod policy_check;
+mod policy_source;
+mod run;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::{Cli, Command};
+
+use crate::exit;
+use crate::logging::{self, LogLevel};
+
+/// An error on its way out, with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+/// Attaches an exit code to an error.
+pub trait OrExit<T> {
+    fn or_exit(self, code: u8) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> OrExit<T> for Result<T, E> {
+    fn or_exit(self, code: u8) -> Result<T, Failure> {
+        self.map_err(|e| Failure { code, error: e.into() })
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(exit::USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    logging::init(cli.log_level.unwrap_or(LogLevel::Warn));
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(f) => {
+            // Never panic on a closed stderr: the client may be gone.
+            let _ = writeln!(std::io::stderr(), "mcp-runner: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Doctor => doctor::doctor(),
+        Command::Gc => gc::gc(),
+        Command::Policy { command: args::PolicyCommand::Check { file } } => policy_check::check(file.as_deref()),
+    }
+}

@@ -1,0 +1,84 @@
+//! Where the policy comes from, in order: `--policy`, `$MCP_RUNNER_POLICY`,
+//! `$XDG_CONFIG_HOME/mcp-runner/policy.toml` (or `~/.config/...`),
+//! `/etc/mcp-runner/policy.toml`, then the built-in defaults. A file named
+//! explicitly must exist; the default locations are used only if present.
+
+use std::path::{Path, PathBuf};
+
+use mcp_runner_policy::{self as policy, Policy, PolicyError};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Builtin,
+}
+
+/// Picks the policy source. `env` and `home` are parameters so the order is
+/// testable without touching the process environment.
+pub fn locate_with(flag: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Source {
+    if let Some(p) = flag {
+        return Source::File(p.to_path_buf());
+    }
+    if let Some(p) = env("MCP_RUNNER_POLICY").filter(|p| !p.is_empty()) {
+        return Source::File(PathBuf::from(p));
+    }
+    let config_home = env("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".config")));
+    let candidates = config_home
+        .map(|c| c.join("mcp-runner/policy.toml"))
+        .into_iter()
+        .chain([PathBuf::from("/etc/mcp-runner/policy.toml")]);
+    for c in candidates {
+        if c.is_file() {
+            return Source::File(c);
+        }
+    }
+    Source::Builtin
+}
+
+pub fn locate(flag: Option<&Path>) -> Source {
+    locate_with(flag, |k| std::env::var(k).ok())
+}
+
+pub fn load(source: &Source) -> Result<Policy, PolicyError> {
+    match source {
+        Source::File(p) => policy::load(p),
+        Source::Builtin => Ok(policy::builtin()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env<'a>(m: &'a HashMap<&str, String>) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn order() {
+        let dir = std::env::temp_dir().join(format!("mcp-runner-src-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("mcp-runner")).expect("mkdir");
+        let user = dir.join("mcp-runner/policy.toml");
+        std::fs::write(&user, "").expect("write");
+        let mut m = HashMap::new();
+        m.insert("XDG_CONFIG_HOME", dir.display().to_string());
+        assert_eq!(locate_with(None, env(&m)), Source::File(user.clone()));
+        m.insert("MCP_RUNNER_POLICY", "/from/env.toml".into());
+        assert_eq!(locate_with(None, env(&m)), Source::File("/from/env.toml".into()));
+        assert_eq!(locate_with(Some(Path::new("/flag.toml")), env(&m)), Source::File("/flag.toml".into()));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn missing_default_files_mean_builtin() {
+        let m: HashMap<&str, String> = [("HOME", "/nonexistent-home".to_string())].into();
+        // /etc/mcp-runner/policy.toml does not exist on a test machine.
+        if !Path::new("/etc/mcp-runner/policy.toml").exists() {
+            assert_eq!(locate_with(None, env(&m)), Source::Builtin);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! `mcp-runner run`: resolve the budget, pick the driver, spawn the server
+//! with inherited stdio, supervise it until nothing of it is left.
+
+use std::ffi::OsString;
+use std::io;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow};
+use mcp_runner_policy::{DriverPref, Effective, Enforcement, HostMemory, ServerRequest};
+use nix::errno::Errno;
+use nix::sys::prctl;
+
+use super::args::{DriverArg, RunArgs};
+use super::policy_source;
+use super::{Failure, OrExit};
+use crate::driver::select::{Selection, select};
+use crate::driver::userland::Userland;
+use crate::driver::cgroupfs::Cgroupfs;
+use crate::driver::{Driver, DriverKind, IMPLEMENTED};
+use crate::exit::{self, Outcome};
+use crate::host::HostFacts;
+use crate::state::sweep::sweep;
+use crate::state::{MARKER_VAR, RunnerRecord, StateDir, marker};
+use crate::supervisor::{self, RecordKeeper, Timeouts, handled_signals};
+use crate::sys::Pid;
+use crate::sys::spawn;
+use crate::tree::ProcessId;
+use crate::tree::procfs::Procfs;
+use crate::tree::verdict::TreeLimits;
+
+pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+    let argv: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let facts = HostFacts::probe();
+    let source = policy_source::locate(args.policy.as_deref());
+    let policy = policy_source::load(&source).or_exit(exit::USAGE)?;
+    let budget = policy
+        .resolve(
+            &ServerRequest { name: args.name.as_deref(), argv: &argv },
+            &HostMemory { physical_bytes: facts.physical_memory },
+        )
+        .or_exit(exit::USAGE)?;
+
+    let selection = choose_driver(&facts, &budget, args.driver)?;
+    for p in &selection.passed_over {
+        tracing::info!("not using {p}");
+    }
+
+    prctl::set_child_subreaper(true)
+        .map_err(|e| anyhow!("PR_SET_CHILD_SUBREAPER failed ({e}): Linux 3.4 or newer is needed to reap orphans"))
+        .or_exit(exit::RUNNER_FAILED)?;
+    let table = Procfs::snapshot();
+    let me = table.identity(std::process::id() as i32).context("cannot read /proc/self/stat").or_exit(exit::RUNNER_FAILED)?;
+    let session = session_id(args.session, &table);
+
+    // The record is what lets `gc` clean up after a SIGKILLed runner; a
+    // server still runs without it, with a warning.
+    let state = StateDir::locate().map_err(|e| tracing::warn!("{e}; crash cleanup by `mcp-runner gc` is off")).ok();
+    if let Some(dir) = &state {
+        for action in sweep(dir, &table) {
+            tracing::info!("{}", super::gc::describe(&action));
+        }
+    }
+
+    let mut enforcer = match selection.kind {
+        DriverKind::Cgroupfs => match Cgroupfs::setup(&facts, &budget, &session, args.name.as_deref(), me) {
+            Ok(d) => Enforcer::Cgroupfs(d),
+            Err(e) if budget.server.require == Enforcement::Kernel => {
+                return Err(anyhow!("refused: kernel enforcement is required but the cgroupfs driver failed: {e}"))
+                    .or_exit(exit::REFUSED);
+            }
+            Err(e) if budget.global.driver != DriverPref::Auto || args.driver.is_some() => {
+                return Err(anyhow!("the cgroupfs driver failed: {e}")).or_exit(exit::RUNNER_FAILED);
+            }
+            Err(e) => {
+                tracing::warn!("the cgroupfs driver failed ({e}); falling back to userland enforcement");
+                Enforcer::Userland(Userland::new(tree_limits(&budget), budget.server.sample_interval))
+            }
+        },
+        _ => Enforcer::Userland(Userland::new(tree_limits(&budget), budget.server.sample_interval)),
+    };
+    let driver = enforcer.driver();
+    tracing::info!("{}: {}", driver.kind().enforcement(), driver.describe_limits());
+
+    // Blocked from here on and taken through the signalfd; std resets the
+    // child's mask before exec.
+    handled_signals().thread_block().context("cannot block signals").or_exit(exit::RUNNER_FAILED)?;
+
+    let mut cmd = Command::new(&args.command[0]);
+    cmd.args(&args.command[1..])
+        .env(MARKER_VAR, marker(me))
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    enforcer.driver().prepare(&mut cmd).or_exit(exit::RUNNER_FAILED)?;
+    spawn::no_core_dumps(&mut cmd);
+    spawn::die_with_parent(&mut cmd, Pid::this());
+    let spawned = cmd.spawn();
+    let child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            enforcer.cleanup();
+            return Err(spawn_failure(&args.command[0], e));
+        }
+    };
+    let server = Pid::from_raw(child.id() as i32);
+    // Dropping the handle neither waits nor kills: the supervisor reaps.
+    drop(child);
+    enforcer.driver().started(server);
+    tracing::debug!(pid = server.as_raw(), "server started");
+
+    let mut keeper = state.map(|dir| {
+        let record = RunnerRecord {
+            version: 1,
+            runner: me,
+            session,
+            name: args.name.clone(),
+            command: argv,
+            driver: enforcer.driver().kind(),
+            started: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            server: table.identity(server.as_raw()),
+            members: Vec::new(),
+            cgroup: enforcer.cgroup_path(),
+        };
+        if let Err(e) = dir.write(&record) {
+            tracing::warn!("{e}");
+        }
+        RecordKeeper { dir, record }
+    });
+
+    let timeouts = Timeouts { grace: budget.server.grace, kill_timeout: budget.server.kill_timeout };
+    let result = supervisor::supervise(enforcer.driver(), server, timeouts, keeper.as_mut());
+    enforcer.cleanup();
+    if let Some(k) = &keeper {
+        k.dir.remove(me);
+    }
+    let ended = result.or_exit(exit::RUNNER_FAILED)?;
+    let outcome = Outcome::from_wait(ended.status, ended.breach);
+    match outcome {
+        Outcome::LimitKilled(b) => tracing::error!("server killed for exceeding a limit: {b}"),
+        Outcome::Exited(c) => tracing::info!("server exited with code {c}"),
+        Outcome::Signaled(s) => tracing::info!("server died of signal {s}"),
+    }
+    if ended.orphans_reaped > 0 {
+        tracing::debug!("reaped {} orphans", ended.orphans_reaped);
+    }
+    Ok(outcome.into())
+}
+
+/// The driver for this server, or a refusal when the policy requires kernel
+/// enforcement and none can run.
+fn choose_driver(facts: &HostFacts, budget: &Effective, flag: Option<DriverArg>) -> Result<Selection, Failure> {
+    let pref = match flag {
+        None => budget.global.driver,
+        Some(DriverArg::Auto) => DriverPref::Auto,
+        Some(DriverArg::Systemd) => DriverPref::Systemd,
+        Some(DriverArg::Cgroupfs) => DriverPref::Cgroupfs,
+        Some(DriverArg::Userland) => DriverPref::Userland,
+    };
+    let selection = select(facts, pref, IMPLEMENTED).or_exit(exit::REFUSED)?;
+    if budget.server.require == Enforcement::Kernel && !selection.kind.is_kernel() {
+        let why = if selection.passed_over.is_empty() {
+            "the userland driver was forced".to_string()
+        } else {
+            selection.passed_over.join("; ")
+        };
+        return Err(anyhow!(
+            "refused: the policy requires kernel enforcement for this server (require = \"kernel\"), \
+             but no kernel driver can run here ({why}); `mcp-runner doctor` shows how to fix that"
+        ))
+        .or_exit(exit::REFUSED);
+    }
+    Ok(selection)
+}
+
+/// The userland driver watches one tree, so the tightest limit of the three
+/// levels is the one it can hold that tree to.
+fn tree_limits(budget: &Effective) -> TreeLimits {
+    let l = budget.tightest();
+    TreeLimits {
+        memory_high: l.memory_high,
+        memory_max: l.memory_max,
+        pids_max: l.pids_max,
+        throttle_timeout: budget.server.throttle_timeout,
+    }
+}
+
+/// The session: `--session`, else the client process (pid and start time,
+/// so two clients that reuse a pid are two sessions).
+fn session_id(flag: Option<String>, table: &Procfs) -> String {
+    flag.unwrap_or_else(|| {
+        let ppid = nix::unistd::getppid().as_raw();
+        match table.identity(ppid) {
+            Some(ProcessId { pid, start }) => format!("client-{pid}-{start}"),
+            None => format!("client-{ppid}"),
+        }
+    })
+}
+
+/// Maps a failed spawn to the shell's exit codes.
+fn spawn_failure(program: &OsString, e: io::Error) -> Failure {
+    let name = program.to_string_lossy();
+    let code = match e.kind() {
+        io::ErrorKind::NotFound => exit::NOT_FOUND,
+        io::ErrorKind::PermissionDenied => exit::CANNOT_EXECUTE,
+        _ if e.raw_os_error() == Some(Errno::ENOEXEC as i32) => exit::CANNOT_EXECUTE,
+        _ => exit::RUNNER_FAILED,
+    };
+    let why = if e.raw_os_error() == Some(Errno::ESRCH as i32) {
+        "the client exited while the server was starting".to_string()
+    } else {
+        e.to_string()
+    };
+    Failure { code, error: anyhow!("cannot run `{name}`: {why}") }
+}
+
+/// The driver this run uses, with what must be undone afterwards.
+enum Enforcer {
+    Userland(Userland),
+    Cgroupfs(Cgroupfs),
+}
+
+impl Enforcer {
+    fn driver(&mut self) -> &mut dyn Driver {
+        match self {
+            Enforcer::Userland(d) => d,
+            Enforcer::Cgroupfs(d) => d,
+        }
+    }
+
+    fn cgroup_path(&self) -> Option<std::path::PathBuf> {
+        match self {
+            Enforcer::Userland(_) => None,
+            Enforcer::Cgroupfs(d) => Some(d.leaf().path().to_path_buf()),
+        }
+    }
+
+    /// Removes what the driver built; runs once the tree is gone.
+    fn cleanup(&self) {
+        if let Enforcer::Cgroupfs(d) = self {
+            d.remove();
+        }
+    }
+}

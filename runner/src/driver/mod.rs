@@ -1,0 +1,106 @@
+//! Enforcement drivers: one interface, chosen once at start.
+//!
+//! - `userland`: no usable cgroup v2 memory controller (cgroup v1/hybrid
+//!   hosts, macOS). The supervisor measures the tree and acts on the
+//!   verdicts; honestly weaker than the kernel, and labelled so everywhere.
+//! - `cgroupfs` and `systemd`: the kernel holds the tree to its budget (later
+//!   issues).
+//!
+//! The supervisor only talks to [`Driver`]; a tree is always taken down
+//! through the driver that built it.
+
+pub mod cgroupfs;
+pub mod select;
+pub mod userland;
+
+use std::fmt;
+use std::os::fd::BorrowedFd;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::sys::{Pid, Signal};
+use crate::tree::ProcessId;
+use crate::tree::verdict::Verdict;
+
+/// The drivers the runner knows of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    Systemd,
+    Cgroupfs,
+    Userland,
+}
+
+impl DriverKind {
+    /// Whether the kernel enforces the limits (as opposed to a polling loop).
+    pub fn is_kernel(self) -> bool {
+        !matches!(self, DriverKind::Userland)
+    }
+
+    /// The words used wherever enforcement is reported.
+    pub fn enforcement(self) -> &'static str {
+        if self.is_kernel() { "kernel enforcement" } else { "userland enforcement" }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverKind::Systemd => "systemd",
+            DriverKind::Cgroupfs => "cgroupfs",
+            DriverKind::Userland => "userland",
+        }
+    }
+}
+
+impl fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The drivers built into this binary, in order of preference.
+pub const IMPLEMENTED: &[DriverKind] = &[DriverKind::Cgroupfs, DriverKind::Userland];
+
+/// A driver failed to set up or act.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("userland driver: {0}")]
+    Userland(#[from] userland::UserlandError),
+    #[error("cgroupfs driver: {0}")]
+    Cgroupfs(#[from] cgroupfs::CgroupfsError),
+}
+
+/// What the supervisor needs from an enforcement driver.
+pub trait Driver {
+    fn kind(&self) -> DriverKind;
+
+    /// Adds to `cmd` what must happen in the child before `exec` (join the
+    /// leaf, set rlimits).
+    fn prepare(&mut self, cmd: &mut Command) -> Result<(), DriverError>;
+
+    /// How often [`Driver::check`] must run; `None` when the kernel reports
+    /// events by itself.
+    fn sample_interval(&self) -> Option<Duration>;
+
+    /// Measures the tree and judges it against the limits. `now` is the
+    /// time since the supervisor started.
+    fn check(&mut self, now: Duration) -> Verdict;
+
+    /// Sends `signal` to every live process of the tree; returns how many
+    /// were signalled.
+    fn signal_all(&mut self, signal: Signal) -> usize;
+
+    /// The tree's members as last seen, for the crash-sweep record.
+    fn members(&self) -> &[ProcessId];
+
+    /// The server's main process, once started.
+    fn started(&mut self, server: Pid);
+
+    /// Descriptors that signal a change by POLLPRI (cgroupfs event files);
+    /// a wake runs [`Driver::check`] at once.
+    fn event_fds(&self) -> Vec<BorrowedFd<'_>> {
+        Vec::new()
+    }
+
+    /// The limits in force, for the start-up log line.
+    fn describe_limits(&self) -> String;
+}

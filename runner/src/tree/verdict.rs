@@ -1,0 +1,214 @@
+//! Limit verdicts over tree samples: pure functions of (limits, sample, time).
+//!
+//! The userland driver measures; this module decides. Keeping the decision
+//! apart lets it be tested with plain numbers and shared with macOS.
+
+use std::fmt;
+use std::time::Duration;
+
+use mcp_runner_policy::format_bytes;
+
+use super::TreeSample;
+
+/// The limits a userland supervisor can enforce on a whole tree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeLimits {
+    pub memory_high: Option<u64>,
+    pub memory_max: Option<u64>,
+    pub pids_max: Option<u64>,
+    /// How long the tree may stay above `memory_high` before it is killed.
+    pub throttle_timeout: Option<Duration>,
+}
+
+impl fmt::Display for TreeLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = |v: Option<u64>| v.map_or_else(|| "max".to_string(), format_bytes);
+        write!(
+            f,
+            "memory_high {}, memory_max {}, pids_max {}",
+            bytes(self.memory_high),
+            bytes(self.memory_max),
+            self.pids_max.map_or_else(|| "max".to_string(), |p| p.to_string())
+        )
+    }
+}
+
+/// Why a tree was killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Breach {
+    Memory { used: u64, limit: u64 },
+    Pids { used: u64, limit: u64 },
+    PinnedAtHigh { lasted: Duration, high: u64 },
+    /// The kernel OOM-killed the leaf at memory.max (the whole leaf, with
+    /// memory.oom.group). `limit` is `None` if a parent's limit was hit.
+    OomKilled { limit: Option<u64>, peak: Option<u64> },
+}
+
+impl fmt::Display for Breach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Breach::Memory { used, limit } => {
+                write!(f, "memory {} exceeded memory_max {}", format_bytes(used), format_bytes(limit))
+            }
+            Breach::Pids { used, limit } => write!(f, "{used} tasks exceeded pids_max {limit}"),
+            Breach::OomKilled { limit, peak } => {
+                match limit {
+                    Some(l) => write!(f, "memory exceeded memory_max {}", format_bytes(l))?,
+                    None => f.write_str("memory exceeded the session's or the global memory_max")?,
+                }
+                f.write_str(": the kernel OOM-killed the whole server")?;
+                if let Some(p) = peak {
+                    write!(f, " (peak {})", format_bytes(p))?;
+                }
+                Ok(())
+            }
+            Breach::PinnedAtHigh { lasted, high } => write!(
+                f,
+                "memory stayed above memory_high {} for {:.1}s (throttle_timeout)",
+                format_bytes(high),
+                lasted.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// What the supervisor should do after a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Within,
+    /// Crossed `memory_high` upwards: warn once per episode.
+    EnteredHigh {
+        used: u64,
+        high: u64,
+    },
+    StillHigh,
+    /// Back under `memory_high`.
+    LeftHigh {
+        used: u64,
+    },
+    Exceeded(Breach),
+}
+
+/// Remembers when the current episode above `memory_high` began.
+#[derive(Debug, Default)]
+pub struct Judge {
+    limits: TreeLimits,
+    high_since: Option<Duration>,
+}
+
+impl Judge {
+    pub fn new(limits: TreeLimits) -> Judge {
+        Judge { limits, high_since: None }
+    }
+
+    pub fn limits(&self) -> &TreeLimits {
+        &self.limits
+    }
+
+    /// Judges one sample taken at `now` (any monotonic clock origin).
+    /// Hard limits are checked before the soft one, pids before memory
+    /// since a fork bomb is the faster catastrophe.
+    pub fn judge(&mut self, s: &TreeSample, now: Duration) -> Verdict {
+        if let Some(limit) = self.limits.pids_max
+            && s.tasks > limit
+        {
+            return Verdict::Exceeded(Breach::Pids { used: s.tasks, limit });
+        }
+        if let Some(limit) = self.limits.memory_max
+            && s.memory > limit
+        {
+            return Verdict::Exceeded(Breach::Memory { used: s.memory, limit });
+        }
+        let Some(high) = self.limits.memory_high else { return Verdict::Within };
+        if s.memory <= high {
+            return match self.high_since.take() {
+                Some(_) => Verdict::LeftHigh { used: s.memory },
+                None => Verdict::Within,
+            };
+        }
+        match self.high_since {
+            None => {
+                self.high_since = Some(now);
+                Verdict::EnteredHigh { used: s.memory, high }
+            }
+            Some(since) => {
+                let lasted = now.saturating_sub(since);
+                match self.limits.throttle_timeout {
+                    Some(timeout) if lasted >= timeout => Verdict::Exceeded(Breach::PinnedAtHigh { lasted, high }),
+                    _ => Verdict::StillHigh,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(memory: u64, tasks: u64) -> TreeSample {
+        TreeSample { processes: tasks, tasks, memory, members: Vec::new() }
+    }
+    const MIB: u64 = 1 << 20;
+    fn limits() -> TreeLimits {
+        TreeLimits {
+            memory_high: Some(80 * MIB),
+            memory_max: Some(100 * MIB),
+            pids_max: Some(32),
+            throttle_timeout: Some(Duration::from_secs(10)),
+        }
+    }
+
+    #[test]
+    fn table() {
+        let secs = Duration::from_secs;
+        let mut j = Judge::new(limits());
+        let steps = [
+            (s(10 * MIB, 1), 0, Verdict::Within),
+            (s(90 * MIB, 1), 1, Verdict::EnteredHigh { used: 90 * MIB, high: 80 * MIB }),
+            (s(95 * MIB, 1), 5, Verdict::StillHigh),
+            (s(50 * MIB, 1), 6, Verdict::LeftHigh { used: 50 * MIB }),
+            (s(50 * MIB, 1), 7, Verdict::Within),
+            (s(85 * MIB, 1), 8, Verdict::EnteredHigh { used: 85 * MIB, high: 80 * MIB }),
+            (s(85 * MIB, 1), 18, Verdict::Exceeded(Breach::PinnedAtHigh { lasted: secs(10), high: 80 * MIB })),
+        ];
+        for (i, (sample, at, want)) in steps.into_iter().enumerate() {
+            assert_eq!(j.judge(&sample, secs(at)), want, "step {i}");
+        }
+    }
+
+    #[test]
+    fn hard_limits_win_and_pids_first() {
+        let mut j = Judge::new(limits());
+        assert_eq!(j.judge(&s(200 * MIB, 33), Duration::ZERO), Verdict::Exceeded(Breach::Pids { used: 33, limit: 32 }));
+        assert_eq!(
+            j.judge(&s(100 * MIB + 1, 32), Duration::ZERO),
+            Verdict::Exceeded(Breach::Memory { used: 100 * MIB + 1, limit: 100 * MIB })
+        );
+        assert_eq!(
+            j.judge(&s(100 * MIB, 32), Duration::ZERO),
+            Verdict::EnteredHigh { used: 100 * MIB, high: 80 * MIB }
+        );
+    }
+
+    #[test]
+    fn no_limits_never_act() {
+        let mut j = Judge::new(TreeLimits::default());
+        assert_eq!(j.judge(&s(u64::MAX, u64::MAX), Duration::MAX), Verdict::Within);
+    }
+
+    #[test]
+    fn no_throttle_timeout_means_warn_forever() {
+        let mut j = Judge::new(TreeLimits { throttle_timeout: None, ..limits() });
+        j.judge(&s(90 * MIB, 1), Duration::ZERO);
+        assert_eq!(j.judge(&s(90 * MIB, 1), Duration::from_secs(86400)), Verdict::StillHigh);
+    }
+
+    #[test]
+    fn breach_messages_name_the_limit() {
+        let m = Breach::Memory { used: 300 * MIB, limit: 256 * MIB }.to_string();
+        assert!(m.contains("exceeded memory_max"), "{m}");
+        let p = Breach::Pids { used: 40, limit: 32 }.to_string();
+        assert_eq!(p, "40 tasks exceeded pids_max 32");
+    }
+}
