@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use mcp_runner_policy::HostMemory;
 
-use super::policy_source::{self, Source};
+use super::policy_source;
 use super::{Failure, OrExit};
 use crate::{exit, host};
 
@@ -13,10 +13,6 @@ pub fn check(file: Option<&Path>) -> Result<ExitCode, Failure> {
     let source = policy_source::locate(file);
     let policy = policy_source::load(&source).or_exit(exit::USAGE)?;
     let report = policy.report(&HostMemory { physical_bytes: host::physical_memory() }).or_exit(exit::USAGE)?;
-    match &source {
-        Source::File(p) => println!("policy {}: ok", p.display()),
-        Source::Builtin => println!("no policy file found: built-in defaults"),
-    }
     println!("{report}");
     Ok(ExitCode::SUCCESS)
 }

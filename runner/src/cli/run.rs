@@ -2,29 +2,26 @@
 //! with inherited stdio, supervise it until nothing of it is left.
 
 use std::ffi::OsString;
-use std::io;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
 use mcp_runner_policy::{DriverPref, Effective, Enforcement, HostMemory, ServerRequest};
-use nix::errno::Errno;
 use nix::sys::prctl;
 
 use super::args::{DriverArg, RunArgs};
 use super::policy_source;
 use super::{Failure, OrExit};
+use crate::driver::cgroupfs::Cgroupfs;
 use crate::driver::select::{Selection, select};
 use crate::driver::userland::Userland;
-use crate::driver::cgroupfs::Cgroupfs;
 use crate::driver::{Driver, DriverKind, IMPLEMENTED};
 use crate::exit::{self, Outcome};
 use crate::host::HostFacts;
 use crate::state::sweep::sweep;
 use crate::state::{MARKER_VAR, RunnerRecord, StateDir, marker};
 use crate::supervisor::{self, RecordKeeper, Timeouts, handled_signals};
-use crate::sys::Pid;
-use crate::sys::spawn;
+use crate::sys::spawn::{self, SpawnError, SpawnSpec};
 use crate::tree::ProcessId;
 use crate::tree::procfs::Procfs;
 use crate::tree::verdict::TreeLimits;
@@ -50,7 +47,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| anyhow!("PR_SET_CHILD_SUBREAPER failed ({e}): Linux 3.4 or newer is needed to reap orphans"))
         .or_exit(exit::RUNNER_FAILED)?;
     let table = Procfs::snapshot();
-    let me = table.identity(std::process::id() as i32).context("cannot read /proc/self/stat").or_exit(exit::RUNNER_FAILED)?;
+    let me = table
+        .identity(std::process::id() as i32)
+        .context("cannot read /proc/self/stat")
+        .or_exit(exit::RUNNER_FAILED)?;
     let session = session_id(args.session, &table);
 
     // The record is what lets `gc` clean up after a SIGKILLed runner; a
@@ -82,32 +82,40 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let driver = enforcer.driver();
     tracing::info!("{}: {}", driver.kind().enforcement(), driver.describe_limits());
 
-    // Blocked from here on and taken through the signalfd; std resets the
-    // child's mask before exec.
+    // Blocked from here on and taken through the signalfd; the spawner
+    // resets the child's mask before exec.
     handled_signals().thread_block().context("cannot block signals").or_exit(exit::RUNNER_FAILED)?;
 
-    let mut cmd = Command::new(&args.command[0]);
-    cmd.args(&args.command[1..])
-        .env(MARKER_VAR, marker(me))
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
-    enforcer.driver().prepare(&mut cmd).or_exit(exit::RUNNER_FAILED)?;
-    spawn::no_core_dumps(&mut cmd);
-    spawn::die_with_parent(&mut cmd, Pid::this());
-    let spawned = cmd.spawn();
-    let child = match spawned {
+    let mut spec = SpawnSpec {
+        argv: args.command.clone(),
+        env: environment(me),
+        die_with_parent: true,
+        no_core_dumps: true,
+        ..SpawnSpec::default()
+    };
+    if let Err(e) = enforcer.driver().prepare(&mut spec) {
+        enforcer.cleanup();
+        return Err(e).or_exit(exit::RUNNER_FAILED);
+    }
+    let started = spawn::spawn(&spec).map_err(|e| spawn_failure(&args.command[0], e)).and_then(|mut child| {
+        enforcer.driver().place(&child).or_exit(exit::RUNNER_FAILED)?;
+        child.release().map_err(|e| spawn_failure(&args.command[0], e))?;
+        Ok(child)
+    });
+    // The cgroup descriptors are not needed once the child has exec'd.
+    drop(spec);
+    let child = match started {
         Ok(c) => c,
-        Err(e) => {
+        Err(f) => {
+            // A child that failed before exec has exited; reap it before
+            // removing its cgroup.
+            let _ = nix::sys::wait::waitpid(None, None);
             enforcer.cleanup();
-            return Err(spawn_failure(&args.command[0], e));
+            return Err(f);
         }
     };
-    let server = Pid::from_raw(child.id() as i32);
-    // Dropping the handle neither waits nor kills: the supervisor reaps.
-    drop(child);
-    enforcer.driver().started(server);
-    tracing::debug!(pid = server.as_raw(), "server started");
+    let server = child.pid;
+    tracing::debug!(pid = server.as_raw(), born_in_cgroup = child.born_in_cgroup, "server started");
 
     let mut keeper = state.map(|dir| {
         let record = RunnerRecord {
@@ -198,20 +206,31 @@ fn session_id(flag: Option<String>, table: &Procfs) -> String {
 }
 
 /// Maps a failed spawn to the shell's exit codes.
-fn spawn_failure(program: &OsString, e: io::Error) -> Failure {
-    let name = program.to_string_lossy();
-    let code = match e.kind() {
-        io::ErrorKind::NotFound => exit::NOT_FOUND,
-        io::ErrorKind::PermissionDenied => exit::CANNOT_EXECUTE,
-        _ if e.raw_os_error() == Some(Errno::ENOEXEC as i32) => exit::CANNOT_EXECUTE,
-        _ => exit::RUNNER_FAILED,
-    };
-    let why = if e.raw_os_error() == Some(Errno::ESRCH as i32) {
-        "the client exited while the server was starting".to_string()
+fn spawn_failure(program: &OsString, e: SpawnError) -> Failure {
+    let code = if e.is_not_found() {
+        exit::NOT_FOUND
+    } else if e.is_not_executable() {
+        exit::CANNOT_EXECUTE
     } else {
-        e.to_string()
+        exit::RUNNER_FAILED
     };
-    Failure { code, error: anyhow!("cannot run `{name}`: {why}") }
+    Failure { code, error: anyhow!("cannot run `{}`: {e}", program.to_string_lossy()) }
+}
+
+/// The server's environment: the runner's own, plus the marker that lets
+/// the crash sweep find the server's processes.
+fn environment(me: ProcessId) -> Vec<OsString> {
+    let mut env: Vec<OsString> = std::env::vars_os()
+        .filter(|(k, _)| k != MARKER_VAR)
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            kv
+        })
+        .collect();
+    env.push(OsString::from(format!("{MARKER_VAR}={}", marker(me))));
+    env
 }
 
 /// The driver this run uses, with what must be undone afterwards.

@@ -15,10 +15,10 @@ pub mod userland;
 
 use std::fmt;
 use std::os::fd::BorrowedFd;
-use std::process::Command;
 use std::time::Duration;
 
-use crate::sys::{Pid, Signal};
+use crate::sys::Signal;
+use crate::sys::spawn::{Child, SpawnSpec};
 use crate::tree::ProcessId;
 use crate::tree::verdict::Verdict;
 
@@ -73,9 +73,12 @@ pub enum DriverError {
 pub trait Driver {
     fn kind(&self) -> DriverKind;
 
-    /// Adds to `cmd` what must happen in the child before `exec` (join the
-    /// leaf, set rlimits).
-    fn prepare(&mut self, cmd: &mut Command) -> Result<(), DriverError>;
+    /// Says where and how the server is born (its cgroup, a gate).
+    fn prepare(&mut self, spec: &mut SpawnSpec) -> Result<(), DriverError>;
+
+    /// The server exists but, if the spec asked for a gate, has not exec'd
+    /// yet: put it where it belongs. The caller releases it afterwards.
+    fn place(&mut self, child: &Child) -> Result<(), DriverError>;
 
     /// How often [`Driver::check`] must run; `None` when the kernel reports
     /// events by itself.
@@ -91,9 +94,6 @@ pub trait Driver {
 
     /// The tree's members as last seen, for the crash-sweep record.
     fn members(&self) -> &[ProcessId];
-
-    /// The server's main process, once started.
-    fn started(&mut self, server: Pid);
 
     /// Descriptors that signal a change by POLLPRI (cgroupfs event files);
     /// a wake runs [`Driver::check`] at once.

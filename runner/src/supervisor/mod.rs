@@ -169,9 +169,14 @@ pub fn supervise(
         if reaper.main_status.is_some() {
             match &teardown {
                 None => request(&mut teardown, CloseReason::ServerExited),
-                // The server left while being given time to leave: what it
-                // left behind has no one to wait for.
-                Some(t) if !t.term_sent && !t.kill_sent && t.reason != CloseReason::ServerExited => {
+                // The server left during a teardown: what it left behind
+                // gets SIGTERM now, even if SIGTERM already went out. A
+                // SIGTERM sent while the server was exiting can miss its
+                // children: they were being reparented to the runner and
+                // were in neither child list. Once the server is reaped,
+                // every one of them is the runner's child, so this pass
+                // reaches them all.
+                Some(t) if !t.kill_sent && t.reason != CloseReason::ServerExited => {
                     let stages = plan(CloseReason::ServerExited, timeouts.grace, timeouts.kill_timeout);
                     teardown = Some(Teardown::new(CloseReason::ServerExited, stages));
                 }

@@ -32,6 +32,12 @@ impl PidFd {
         Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
     }
 
+    /// Takes ownership of a pidfd the kernel returned some other way
+    /// (CLONE_PIDFD).
+    pub fn from_owned(fd: OwnedFd) -> PidFd {
+        PidFd(fd)
+    }
+
     /// Sends `signal` to the process. Fails with `ESRCH` once it has been
     /// reaped, never reaching another process that reused the pid.
     ///

@@ -1,72 +1,483 @@
-//! Layers that run in the forked child between `fork` and `exec`, one
-//! concern each (after process-wrap's wrappers): a driver adds the ones it
-//! needs to the `Command`, in order.
+//! Spawning the server: `clone3` (or `fork`), a fixed list of steps in the
+//! child, then `execve`.
 //!
-//! Code here runs in a copy of a process where only async-signal-safe calls
-//! are allowed: `prctl`, `getppid`, `setrlimit`, `write` are; allocation and
-//! locks are not. Everything the hooks need is computed before the fork, and
-//! an `io::Error` built from a raw errno does not allocate.
+//! The runner has its own spawner rather than `std::process::Command`
+//! because it needs three things std cannot give:
+//! - `CLONE_INTO_CGROUP`: the child is born in its cgroup leaf, so not one
+//!   page or instruction of the server is charged or runs outside its
+//!   budget (and there is no migration to race with);
+//! - `CLONE_PIDFD`: a pidfd from the first instant, not opened after the
+//!   fact;
+//! - a gate: the child can wait before `exec` until the parent has placed
+//!   it (the systemd driver moves it into a transient scope first), while
+//!   `Command::spawn` blocks until `exec` has happened.
+//!
+//! Where `clone3` is refused (kernels < 5.3, or a seccomp profile such as
+//! Docker's default that answers ENOSYS/EPERM) it falls back to `fork`, and
+//! the child joins its cgroup by writing "0" to `cgroup.procs` before exec,
+//! a path that is also immune to the kernel's kill_seq bug (linux.md §2.2).
+//!
+//! The child runs only async-signal-safe system calls: everything it needs
+//! (paths, argv, envp) is built before the clone, and it never allocates,
+//! locks or returns. Failures are reported to the parent through a
+//! close-on-exec pipe as (step, errno), the way std reports exec errors.
 #![allow(unsafe_code)]
 
-use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
-use nix::sys::prctl;
-use nix::sys::resource::{Resource, setrlimit};
-use nix::unistd::getppid;
+use nix::errno::Errno;
+use nix::unistd::{AccessFlags, access};
 
+use super::pidfd::PidFd;
 use super::{Pid, Signal};
 
-/// The child gets SIGKILL when the runner dies, and refuses to start if the
-/// runner already died before the request took effect (prctl(2): no signal
-/// is sent if the parent is already gone).
-///
-/// The parent-death signal fires when the *thread* that forked exits, so the
-/// caller must spawn from a thread that lives as long as the supervision:
-/// the runner spawns from its main thread, its only thread.
-pub fn die_with_parent(cmd: &mut Command, parent: Pid) {
-    let hook = move || -> io::Result<()> {
-        prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
-        if getppid() != parent {
-            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+/// `CLONE_INTO_CGROUP` as a u64. The `libc` crate's constant is a `c_int`
+/// that overflows to 0 on glibc targets, which silently spawns the child in
+/// the parent's cgroup (linux.md §2.2, experiment T1).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+const CLONE_PIDFD: u64 = libc::CLONE_PIDFD as u64;
+
+/// What to start and how. Built by the caller and the driver before the
+/// spawn; nothing here is touched by the child except through the plan.
+#[derive(Debug, Default)]
+pub struct SpawnSpec {
+    /// The command as given (`argv[0]` is searched in `PATH` when it has no
+    /// slash, like execvp).
+    pub argv: Vec<OsString>,
+    /// The complete environment, `KEY=VALUE`.
+    pub env: Vec<OsString>,
+    /// The cgroup directory to be born in (CLONE_INTO_CGROUP).
+    pub cgroup_dir: Option<OwnedFd>,
+    /// Its `cgroup.procs`, for the fork fallback.
+    pub cgroup_procs: Option<OwnedFd>,
+    /// SIGKILL the child when the runner dies.
+    pub die_with_parent: bool,
+    /// RLIMIT_CORE 0: a crashing multi-gigabyte server would write its core
+    /// to the user's disk right when memory is tight.
+    pub no_core_dumps: bool,
+    /// Hold the child before exec until [`Child::release`].
+    pub gated: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("command not found: {0}")]
+    NotFound(String),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("cannot execute {path}: {err}")]
+    Exec { path: String, err: Errno },
+    #[error("the child failed to {step} before exec: {err}")]
+    Setup { step: &'static str, err: Errno },
+    #[error("the runner's parent exited while the server was starting")]
+    ParentGone,
+    #[error("fork failed: {0}")]
+    Fork(Errno),
+    #[error("argument or environment contains a NUL byte")]
+    Nul,
+    #[error("failed to create a pipe: {0}")]
+    Pipe(Errno),
+}
+
+impl SpawnError {
+    /// The shell's convention: 127 not found, 126 found but not executable.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, SpawnError::NotFound(_)) || matches!(self, SpawnError::Exec { err: Errno::ENOENT, .. })
+    }
+    pub fn is_not_executable(&self) -> bool {
+        matches!(self, SpawnError::PermissionDenied(_))
+            || matches!(self, SpawnError::Exec { err: Errno::EACCES | Errno::ENOEXEC | Errno::EPERM, .. })
+    }
+}
+
+/// The child's steps, in order; the number is what it reports on failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Step {
+    SignalMask = 1,
+    DeathSignal = 2,
+    ParentGone = 3,
+    CoreLimit = 4,
+    JoinCgroup = 5,
+    Exec = 6,
+}
+
+impl Step {
+    fn from_u8(b: u8) -> Option<Step> {
+        [Step::SignalMask, Step::DeathSignal, Step::ParentGone, Step::CoreLimit, Step::JoinCgroup, Step::Exec]
+            .into_iter()
+            .find(|s| *s as u8 == b)
+    }
+    fn describe(self) -> &'static str {
+        match self {
+            Step::SignalMask => "reset its signal mask",
+            Step::DeathSignal => "set its parent-death signal",
+            Step::ParentGone => "find its parent",
+            Step::CoreLimit => "disable core dumps",
+            Step::JoinCgroup => "join its cgroup",
+            Step::Exec => "exec",
         }
-        Ok(())
-    };
-    // SAFETY: prctl and getppid are async-signal-safe; nothing allocates.
-    unsafe {
-        cmd.pre_exec(hook);
     }
 }
 
-/// No core dumps: a crashing multi-gigabyte server would write one to the
-/// user's disk right when memory is tight.
-pub fn no_core_dumps(cmd: &mut Command) {
-    let hook = || setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(io::Error::from);
-    // SAFETY: setrlimit is async-signal-safe; nothing allocates.
-    unsafe {
-        cmd.pre_exec(hook);
+/// A started child.
+#[derive(Debug)]
+pub struct Child {
+    pub pid: Pid,
+    /// From CLONE_PIDFD when clone3 ran, else opened right after fork (the
+    /// runner is the only reaper, so the pid cannot be recycled before).
+    pub pidfd: Option<PidFd>,
+    /// Whether the child was born in its cgroup (clone3) or joined it.
+    pub born_in_cgroup: bool,
+    gate: Option<OwnedFd>,
+    status: Option<OwnedFd>,
+    path: String,
+}
+
+impl Child {
+    /// Opens the gate (if any), then waits until the child has exec'd or
+    /// failed. Returns the child's error if it did not reach the server.
+    pub fn release(&mut self) -> Result<(), SpawnError> {
+        if let Some(gate) = self.gate.take() {
+            // One byte means "go"; closing without it means "abort".
+            let _ = nix::unistd::write(&gate, b"1");
+        }
+        let Some(status) = self.status.take() else { return Ok(()) };
+        let mut buf = [0u8; 5];
+        let mut got = 0;
+        while got < buf.len() {
+            match nix::unistd::read(&status, &mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(SpawnError::Pipe(e)),
+            }
+        }
+        if got == 0 {
+            // EOF: the close-on-exec pipe closed because exec succeeded.
+            return Ok(());
+        }
+        let err = Errno::from_raw(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]));
+        Err(match Step::from_u8(buf[0]) {
+            Some(Step::Exec) => SpawnError::Exec { path: self.path.clone(), err },
+            Some(Step::ParentGone) => SpawnError::ParentGone,
+            Some(step) => SpawnError::Setup { step: step.describe(), err },
+            None => SpawnError::Setup { step: "start", err },
+        })
     }
 }
 
-/// Moves the child into the cgroup whose `cgroup.procs` is open as `procs`
-/// (writing "0" means "the writer itself"), before exec: no instruction of
-/// the server runs outside its budget. The descriptor must stay open until
-/// the spawn returns; it is close-on-exec, so the server never holds it.
-///
-/// This is the fallback for CLONE_INTO_CGROUP, and is immune to the kernel's
-/// cgroup.kill/kill_seq bug (research: linux.md §2.2, T7).
-pub fn join_cgroup(cmd: &mut Command, procs: &OwnedFd) {
-    let fd = procs.as_raw_fd();
-    let hook = move || -> io::Result<()> {
-        // SAFETY: the caller keeps `procs` open across the spawn, and the
-        // child's descriptor table is a copy of the parent's at fork.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        nix::unistd::write(fd, b"0").map(|_| ()).map_err(io::Error::from)
+/// Finds the program like execvp: a name with a slash is used as given,
+/// otherwise the first executable match in `path_var` wins; a match that
+/// exists but cannot be executed is remembered for the error.
+pub fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, SpawnError> {
+    let shown = program.to_string_lossy().into_owned();
+    if program.as_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(program));
+    }
+    let path_var = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    let mut denied = false;
+    for dir in std::env::split_paths(path_var) {
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let candidate = dir.join(program);
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() => {
+                if access(&candidate, AccessFlags::X_OK).is_ok() {
+                    return Ok(candidate);
+                }
+                denied = true;
+            }
+            _ => {}
+        }
+    }
+    Err(if denied { SpawnError::PermissionDenied(shown) } else { SpawnError::NotFound(shown) })
+}
+
+/// Everything the child touches, prepared before the clone.
+struct ChildPlan {
+    path: CString,
+    /// Own the strings the pointer arrays below point into.
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    parent: libc::pid_t,
+    die_with_parent: bool,
+    no_core_dumps: bool,
+    /// Set after the clone: whether the child must join by cgroup.procs.
+    procs_fd: RawFd,
+    gate_fd: RawFd,
+    /// The gate's write end: the child's inherited copy must be closed, or
+    /// the parent closing its own could never produce EOF.
+    gate_write_fd: RawFd,
+    status_fd: RawFd,
+}
+
+fn cstring(s: &OsStr) -> Result<CString, SpawnError> {
+    CString::new(s.as_bytes()).map_err(|_| SpawnError::Nul)
+}
+
+/// A close-on-exec pipe.
+fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)
+}
+
+/// Starts the child. Unless `spec.gated`, waits for its exec (or failure).
+pub fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
+    let program = spec.argv.first().ok_or(SpawnError::NotFound(String::new()))?;
+    let path_var = spec.env.iter().find_map(|kv| kv.as_bytes().strip_prefix(b"PATH=")).map(OsStr::from_bytes);
+    let path = resolve_program(program, path_var)?;
+    let argv = spec.argv.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;
+    let envp = spec.env.iter().map(|e| cstring(e)).collect::<Result<Vec<_>, _>>()?;
+    let (status_r, status_w) = pipe()?;
+    let gate = if spec.gated { Some(pipe()?) } else { None };
+    let mut plan = ChildPlan {
+        path: cstring(path.as_os_str())?,
+        argv_ptrs: argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect(),
+        envp_ptrs: envp.iter().map(|e| e.as_ptr()).chain([std::ptr::null()]).collect(),
+        _argv: argv,
+        _envp: envp,
+        parent: std::process::id() as libc::pid_t,
+        die_with_parent: spec.die_with_parent,
+        no_core_dumps: spec.no_core_dumps,
+        procs_fd: -1,
+        gate_fd: gate.as_ref().map_or(-1, |(r, _)| r.as_raw_fd()),
+        gate_write_fd: gate.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
+        status_fd: status_w.as_raw_fd(),
     };
-    // SAFETY: write is async-signal-safe; nothing allocates.
+
+    let cgroup = spec.cgroup_dir.as_ref().map(|fd| fd.as_raw_fd());
+    let (pid, pidfd, born_in_cgroup) = match clone3(cgroup) {
+        Clone3::Child => run_child(&plan),
+        Clone3::Parent { pid, pidfd } => (pid, Some(pidfd), cgroup.is_some()),
+        Clone3::Unavailable => {
+            plan.procs_fd = spec.cgroup_procs.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+            // SAFETY: the runner is single-threaded (see supervisor), so the
+            // child may run anything async-signal-safe; it only runs
+            // run_child, which never returns.
+            match unsafe { libc::fork() } {
+                -1 => return Err(SpawnError::Fork(Errno::last())),
+                0 => run_child(&plan),
+                pid => {
+                    let pid = Pid::from_raw(pid);
+                    (pid, PidFd::open(pid).ok(), false)
+                }
+            }
+        }
+    };
+    drop(status_w);
+    let mut child = Child {
+        pid,
+        pidfd,
+        born_in_cgroup,
+        gate: gate.map(|(_, w)| w),
+        status: Some(status_r),
+        path: path.display().to_string(),
+    };
+    if !spec.gated {
+        child.release()?;
+    }
+    Ok(child)
+}
+
+enum Clone3 {
+    Child,
+    Parent { pid: Pid, pidfd: PidFd },
+    Unavailable,
+}
+
+/// The kernel's `struct clone_args` (linux/sched.h), version 2 (88 bytes,
+/// with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// clone3 without CLONE_VM and without a stack behaves like fork: the child
+/// runs on a copy of the parent's stack and returns here with 0.
+fn clone3(cgroup: Option<RawFd>) -> Clone3 {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: CLONE_PIDFD | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd as u64),
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed; `pidfd`
+    // outlives the call. Without CLONE_VM the child gets its own copy of
+    // memory, so both sides continue on their own stack.
+    let rc = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, size_of::<CloneArgs>()) };
+    match rc {
+        0 => Clone3::Child,
+        pid if pid > 0 => Clone3::Parent {
+            pid: Pid::from_raw(pid as i32),
+            // SAFETY: CLONE_PIDFD stored a new descriptor that we own.
+            pidfd: PidFd::from_owned(unsafe { OwnedFd::from_raw_fd(pidfd) }),
+        },
+        _ => {
+            let err = Errno::last();
+            tracing::debug!("clone3 unavailable ({err}); falling back to fork");
+            Clone3::Unavailable
+        }
+    }
+}
+
+/// The child side. Only raw, async-signal-safe calls; never returns.
+fn run_child(plan: &ChildPlan) -> ! {
+    // SAFETY (whole function): every call is a thin system call wrapper on
+    // memory prepared before the clone; on any failure the child reports
+    // through the status pipe and _exits without unwinding or running
+    // destructors.
     unsafe {
-        cmd.pre_exec(hook);
+        let fail = |step: Step| -> ! {
+            let errno = *libc::__errno_location();
+            let mut msg = [0u8; 5];
+            msg[0] = step as u8;
+            msg[1..].copy_from_slice(&errno.to_ne_bytes());
+            libc::write(plan.status_fd, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127)
+        };
+        // The runner blocks the signals it takes through a signalfd and
+        // ignores SIGPIPE; the server must start with neither.
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+            fail(Step::SignalMask);
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        if plan.die_with_parent {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, Signal::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                fail(Step::DeathSignal);
+            }
+            // prctl(2): if the parent already died, no signal will come.
+            if libc::getppid() != plan.parent {
+                *libc::__errno_location() = libc::ESRCH;
+                fail(Step::ParentGone);
+            }
+        }
+        if plan.no_core_dumps {
+            let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
+                fail(Step::CoreLimit);
+            }
+        }
+        if plan.procs_fd >= 0 && libc::write(plan.procs_fd, b"0".as_ptr().cast(), 1) != 1 {
+            fail(Step::JoinCgroup);
+        }
+        if plan.gate_fd >= 0 {
+            libc::close(plan.gate_write_fd);
+            let mut go = 0u8;
+            // EOF without the byte: the parent gave up on this spawn.
+            if libc::read(plan.gate_fd, (&mut go as *mut u8).cast(), 1) != 1 {
+                libc::_exit(127);
+            }
+        }
+        libc::execve(plan.path.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp_ptrs.as_ptr());
+        fail(Step::Exec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use std::path::Path;
+
+    fn env() -> Vec<OsString> {
+        std::env::vars_os()
+            .map(|(k, v)| {
+                let mut kv = k;
+                kv.push("=");
+                kv.push(v);
+                kv
+            })
+            .collect()
+    }
+
+    fn spec(argv: &[&str]) -> SpawnSpec {
+        SpawnSpec { argv: argv.iter().map(OsString::from).collect(), env: env(), ..SpawnSpec::default() }
+    }
+
+    #[test]
+    fn runs_a_command_with_a_pidfd() {
+        let child = spawn(&spec(&["sh", "-c", "exit 7"])).expect("spawn");
+        assert!(child.pidfd.is_some());
+        assert_eq!(waitpid(child.pid, None).expect("wait"), WaitStatus::Exited(child.pid, 7));
+    }
+
+    #[test]
+    fn not_found_and_not_executable() {
+        let e = spawn(&spec(&["definitely-not-a-command-xyz"])).expect_err("missing");
+        assert!(e.is_not_found(), "{e}");
+        let e = spawn(&spec(&["/etc/passwd"])).expect_err("not executable");
+        assert!(e.is_not_executable(), "{e}");
+        let e = spawn(&spec(&["/nonexistent/x"])).expect_err("missing path");
+        assert!(e.is_not_found(), "{e}");
+    }
+
+    #[test]
+    fn gate_holds_the_child_until_released() {
+        let mut s = spec(&["sh", "-c", "exit 3"]);
+        s.gated = true;
+        let mut child = spawn(&s).expect("spawn");
+        // Held before exec: still alive and not the shell yet.
+        assert_eq!(
+            waitpid(child.pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).expect("wait"),
+            WaitStatus::StillAlive
+        );
+        child.release().expect("release");
+        assert_eq!(waitpid(child.pid, None).expect("wait"), WaitStatus::Exited(child.pid, 3));
+    }
+
+    #[test]
+    fn dropping_a_gated_child_aborts_it() {
+        let mut s = spec(&["sh", "-c", "exit 0"]);
+        s.gated = true;
+        let child = spawn(&s).expect("spawn");
+        let pid = child.pid;
+        drop(child);
+        assert_eq!(waitpid(pid, None).expect("wait"), WaitStatus::Exited(pid, 127));
+    }
+
+    #[test]
+    fn signal_mask_is_reset_and_core_dumps_are_off() {
+        let mut s = spec(&["sh", "-c", "grep -q '^SigBlk:[[:space:]]*0*$' /proc/self/status && test $(ulimit -c) = 0"]);
+        s.no_core_dumps = true;
+        let mut blocked = nix::sys::signal::SigSet::empty();
+        blocked.add(Signal::SIGTERM);
+        let old = blocked.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK).expect("mask");
+        let child = spawn(&s);
+        old.thread_set_mask().expect("restore");
+        let child = child.expect("spawn");
+        assert_eq!(waitpid(child.pid, None).expect("wait"), WaitStatus::Exited(child.pid, 0));
+    }
+
+    #[test]
+    fn path_resolution() {
+        let dir = std::env::temp_dir().join(format!("mcp-runner-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let noexec = dir.join("tool");
+        std::fs::write(&noexec, "#!/bin/sh\n").expect("write");
+        let path = std::env::join_paths([dir.as_path(), Path::new("/bin")]).expect("join");
+        let e = resolve_program(OsStr::new("tool"), Some(&path)).expect_err("not executable");
+        assert!(matches!(e, SpawnError::PermissionDenied(_)), "{e}");
+        assert_eq!(resolve_program(OsStr::new("sh"), Some(&path)).expect("found"), Path::new("/bin/sh"));
+        assert_eq!(resolve_program(OsStr::new("./x"), Some(&path)).expect("slash"), Path::new("./x"));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

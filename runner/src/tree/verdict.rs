@@ -36,12 +36,24 @@ impl fmt::Display for TreeLimits {
 /// Why a tree was killed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Breach {
-    Memory { used: u64, limit: u64 },
-    Pids { used: u64, limit: u64 },
-    PinnedAtHigh { lasted: Duration, high: u64 },
+    Memory {
+        used: u64,
+        limit: u64,
+    },
+    Pids {
+        used: u64,
+        limit: u64,
+    },
+    PinnedAtHigh {
+        lasted: Duration,
+        high: u64,
+    },
     /// The kernel OOM-killed the leaf at memory.max (the whole leaf, with
     /// memory.oom.group). `limit` is `None` if a parent's limit was hit.
-    OomKilled { limit: Option<u64>, peak: Option<u64> },
+    OomKilled {
+        limit: Option<u64>,
+        peak: Option<u64>,
+    },
 }
 
 impl fmt::Display for Breach {

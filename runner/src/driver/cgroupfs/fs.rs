@@ -201,7 +201,10 @@ pub(crate) mod tests {
     fn write_errors_name_path_and_data() {
         let d = CgroupDir::new("/nonexistent-cgroup-dir");
         let e = d.write("cgroup.kill", "1").expect_err("fails");
-        assert_eq!(e.to_string(), "failed to write 1 to /nonexistent-cgroup-dir/cgroup.kill: No such file or directory (os error 2)");
+        assert_eq!(
+            e.to_string(),
+            "failed to write 1 to /nonexistent-cgroup-dir/cgroup.kill: No such file or directory (os error 2)"
+        );
     }
 
     #[test]

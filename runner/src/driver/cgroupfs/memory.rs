@@ -73,7 +73,8 @@ mod tests {
             "mem",
             &[("memory.max", "max"), ("memory.high", "max"), ("memory.swap.max", "max"), ("memory.oom.group", "0")],
         );
-        let l = Limits { memory_high: Some(80 << 20), memory_max: Some(100 << 20), swap_max: Some(0), ..Limits::default() };
+        let l =
+            Limits { memory_high: Some(80 << 20), memory_max: Some(100 << 20), swap_max: Some(0), ..Limits::default() };
         apply(&d, &l, true).expect("applies");
         assert_eq!(d.read("memory.max").expect("read"), (100u64 << 20).to_string());
         assert_eq!(d.read("memory.high").expect("read"), (80u64 << 20).to_string());

@@ -13,7 +13,6 @@ pub mod root;
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mcp_runner_policy::{Effective, Limits, format_bytes};
@@ -23,11 +22,12 @@ use self::memory::MemoryEvents;
 use self::root::RootError;
 use crate::driver::{Driver, DriverError, DriverKind};
 use crate::host::HostFacts;
-use crate::sys::{Pid, Signal, spawn};
+use crate::sys::Signal;
+use crate::sys::spawn::{Child, SpawnSpec};
+use crate::tree::ProcessId;
 use crate::tree::kill::signal_descendants;
 use crate::tree::procfs::Procfs;
 use crate::tree::verdict::{Breach, Verdict};
-use crate::tree::ProcessId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupfsError {
@@ -35,7 +35,7 @@ pub enum CgroupfsError {
     Root(#[from] RootError),
     #[error(transparent)]
     Io(#[from] CgroupIoError),
-    #[error("failed to open {0} for the child to join its leaf: {1}")]
+    #[error("failed to open {0} for the server to be born in: {1}")]
     OpenProcs(std::path::PathBuf, std::io::Error),
 }
 
@@ -43,8 +43,7 @@ pub enum CgroupfsError {
 pub struct Cgroupfs {
     session: CgroupDir,
     leaf: CgroupDir,
-    /// `leaf/cgroup.procs`, open until the server has joined.
-    procs: Option<OwnedFd>,
+
     /// `leaf/memory.events`, polled for POLLPRI.
     events: File,
     limits: Limits,
@@ -93,17 +92,11 @@ impl Cgroupfs {
             }
         }
         apply(&leaf, &budget.server.limits, true)?;
-        let procs_path = leaf.file("cgroup.procs");
-        let procs = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&procs_path)
-            .map_err(|e| CgroupfsError::OpenProcs(procs_path.clone(), e))?;
         let events_path = leaf.file(memory::EVENTS);
         let events = File::open(&events_path).map_err(|err| CgroupIoError::Read { path: events_path, err })?;
         Ok(Cgroupfs {
             session: session_dir,
             leaf,
-            procs: Some(procs.into()),
             events,
             limits: budget.server.limits.clone(),
             throttle_timeout: budget.server.throttle_timeout,
@@ -198,16 +191,24 @@ impl Driver for Cgroupfs {
         DriverKind::Cgroupfs
     }
 
-    fn prepare(&mut self, cmd: &mut Command) -> Result<(), DriverError> {
-        if let Some(fd) = &self.procs {
-            spawn::join_cgroup(cmd, fd);
-        }
+    fn prepare(&mut self, spec: &mut SpawnSpec) -> Result<(), DriverError> {
+        // The directory for CLONE_INTO_CGROUP, cgroup.procs for the fork
+        // fallback; both close once the spawn is done.
+        let open = |path: std::path::PathBuf, write: bool| {
+            std::fs::OpenOptions::new()
+                .read(!write)
+                .write(write)
+                .open(&path)
+                .map(OwnedFd::from)
+                .map_err(|e| CgroupfsError::OpenProcs(path, e))
+        };
+        spec.cgroup_dir = Some(open(self.leaf.path().to_path_buf(), false)?);
+        spec.cgroup_procs = Some(open(self.leaf.file("cgroup.procs"), true)?);
         Ok(())
     }
 
-    fn started(&mut self, _server: Pid) {
-        // The child has joined (or failed to start): close our handle.
-        self.procs = None;
+    fn place(&mut self, _child: &Child) -> Result<(), DriverError> {
+        Ok(())
     }
 
     fn sample_interval(&self) -> Option<Duration> {
@@ -237,7 +238,9 @@ impl Driver for Cgroupfs {
     fn signal_all(&mut self, signal: Signal) -> usize {
         // The leaf holds the tree; the lineage walk also reaches anything
         // that moved itself out of it.
-        if signal == Signal::SIGKILL && let Err(e) = self.leaf.write("cgroup.kill", "1") {
+        if signal == Signal::SIGKILL
+            && let Err(e) = self.leaf.write("cgroup.kill", "1")
+        {
             tracing::warn!("{e}");
         }
         signal_descendants(self.runner, signal)

@@ -29,7 +29,9 @@ pub enum RootError {
     NoOwnCgroup,
     #[error("{dir} still holds processes after moving them to supervisor/: {pids:?}")]
     CannotEvacuate { dir: PathBuf, pids: Vec<i32> },
-    #[error("controller `{controller}` is not available in {dir}; delegate it (systemd: Delegate=memory pids cpu) or use the systemd driver")]
+    #[error(
+        "controller `{controller}` is not available in {dir}; delegate it (systemd: Delegate=memory pids cpu) or use the systemd driver"
+    )]
     Missing { controller: String, dir: PathBuf },
     #[error(transparent)]
     Io(#[from] CgroupIoError),
@@ -57,8 +59,7 @@ pub fn enable_controllers(dir: &CgroupDir, is_root_cgroup: bool) -> Result<Vec<S
     if let Some(missing) = REQUIRED.iter().find(|c| !available.contains(c)) {
         return Err(RootError::Missing { controller: missing.to_string(), dir: dir.path().to_path_buf() });
     }
-    let wanted: Vec<&str> =
-        REQUIRED.iter().chain(OPTIONAL).copied().filter(|c| available.contains(c)).collect();
+    let wanted: Vec<&str> = REQUIRED.iter().chain(OPTIONAL).copied().filter(|c| available.contains(c)).collect();
     let enabled = dir.read("cgroup.subtree_control").unwrap_or_default();
     if wanted.iter().all(|c| enabled.split_ascii_whitespace().any(|e| e == *c)) {
         return Ok(wanted.iter().map(|c| c.to_string()).collect());
@@ -101,7 +102,10 @@ fn evacuate(dir: &CgroupDir) -> Result<(), RootError> {
             }
         }
         if dir.procs()?.is_empty() {
-            tracing::info!("moved the processes of {} into supervisor/ (no-internal-process rule)", dir.path().display());
+            tracing::info!(
+                "moved the processes of {} into supervisor/ (no-internal-process rule)",
+                dir.path().display()
+            );
             return Ok(());
         }
     }

@@ -9,11 +9,11 @@
 //! is not a throttle here, and nothing is enforced while the runner is not
 //! running. The kernel drivers have none of these gaps.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::driver::{Driver, DriverError, DriverKind};
-use crate::sys::{Pid, Signal};
+use crate::sys::Signal;
+use crate::sys::spawn::{Child, SpawnSpec};
 use crate::tree::kill::signal_descendants;
 use crate::tree::procfs::Procfs;
 use crate::tree::verdict::{Judge, TreeLimits, Verdict};
@@ -47,11 +47,15 @@ impl Driver for Userland {
         DriverKind::Userland
     }
 
-    fn prepare(&mut self, _cmd: &mut Command) -> Result<(), DriverError> {
+    fn prepare(&mut self, _spec: &mut SpawnSpec) -> Result<(), DriverError> {
         // Per-process RLIMITs cannot express a budget for a whole tree (N
         // processes each under the limit are N times over it), so the
         // userland driver sets none beyond the no-core-dump rule every
-        // driver shares (sys::spawn).
+        // driver shares.
+        Ok(())
+    }
+
+    fn place(&mut self, _child: &Child) -> Result<(), DriverError> {
         Ok(())
     }
 
@@ -71,8 +75,6 @@ impl Driver for Userland {
     fn members(&self) -> &[ProcessId] {
         &self.last.members
     }
-
-    fn started(&mut self, _server: Pid) {}
 
     fn describe_limits(&self) -> String {
         format!("{} (checked every {:?})", self.judge.limits(), self.interval)
