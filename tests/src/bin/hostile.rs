@@ -1,0 +1,333 @@
+//! `hostile`: MCP stdio servers that misbehave on purpose, one per mode, for the end-to-end
+//! tests of `mcp-runner`. This is test equipment, not production code.
+//!
+//! Usage: `hostile MODE [N]`. Every mode prints one JSON line first (or, where the mode must
+//! create processes before it can name them, as soon as they exist):
+//! `{"jsonrpc":"2.0","method":"hostile/ready","params":{"pid":P,"mode":"M","sigblk":"...",...}}`
+//! and then answers newline-delimited JSON-RPC requests with
+//! `{"jsonrpc":"2.0","id":ID,"result":{"echo":PARAMS}}`, unless the mode says otherwise.
+//!
+//! Modes: `echo`, `daemon`, `ignore-term`, `ignore-eof`, `zombies N`, `forkbomb`, `leak`,
+//! `tree N` (see `main`).
+//!
+//! The process is single-threaded on purpose: after `fork` the child may then allocate and
+//! call anything, which is only sound when no other thread could hold a lock at fork time.
+
+use std::fs::File;
+use std::io::{self, BufRead, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, fork, pipe2, setsid};
+use serde_json::{Map, Value, json};
+
+/// Upper bound of the fork bomb, so that a broken runner cannot take the host down.
+const FORKBOMB_MAX: usize = 3000;
+/// The fork bomb gives up after this long even if forks keep failing (a runner that caps
+/// pids without killing would otherwise keep it spinning forever).
+const FORKBOMB_MAX_TIME: Duration = Duration::from_secs(60);
+/// The leak: this much per step, one step every `LEAK_STEP_PAUSE`, at most `LEAK_MAX` in all.
+const LEAK_STEP: usize = 8 << 20;
+const LEAK_STEP_PAUSE: Duration = Duration::from_millis(5);
+const LEAK_MAX: usize = 3 << 30;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map(String::as_str).unwrap_or("");
+    let count = args.get(1).and_then(|n| n.parse::<usize>().ok());
+    let result = match (mode, count) {
+        ("echo", _) => echo(),
+        ("daemon", _) => daemon(),
+        ("ignore-term", _) => ignore_term(),
+        ("ignore-eof", _) => ignore_eof(),
+        ("zombies", Some(n)) => zombies(n),
+        ("forkbomb", _) => forkbomb(),
+        ("leak", _) => leak(),
+        ("tree", Some(n)) if n >= 1 => tree(n),
+        _ => {
+            eprintln!(
+                "usage: hostile echo|daemon|ignore-term|ignore-eof|forkbomb|leak\n       hostile zombies N | tree N"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hostile {mode}: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Well-behaved: echo until stdin EOF, then exit 0.
+fn echo() -> io::Result<()> {
+    ready("echo", Map::new())?;
+    serve_echo()
+}
+
+/// Leaves a daemon behind that escapes the process group and the session, as real servers
+/// that "background" a helper do. Exits 0 on EOF; the daemon stays.
+fn daemon() -> io::Result<()> {
+    let daemon_pid = spawn_daemon()?;
+    ready("daemon", extra([("daemon", json!(daemon_pid))]))?;
+    serve_echo()
+}
+
+/// Survives SIGTERM and stdin EOF: only SIGKILL ends it.
+fn ignore_term() -> io::Result<()> {
+    // A handler rather than SIG_IGN: the effect is the same (the process keeps running), but
+    // the handler tells the test that SIGTERM did arrive, so a test can wait for that event
+    // instead of sleeping (e.g. before sending the runner a second signal).
+    let action = SigAction::new(SigHandler::Handler(on_sigterm), SaFlags::SA_RESTART, SigSet::empty());
+    // SAFETY: the handler only calls write(2), which is async-signal-safe.
+    unsafe { sigaction(Signal::SIGTERM, &action) }.map_err(io::Error::from)?;
+    ready("ignore-term", Map::new())?;
+    serve_echo()?;
+    sleep_forever()
+}
+
+/// Writes a notification line straight to fd 1. A line this short is written by one write(2)
+/// to a pipe, which is atomic (< PIPE_BUF), and the main loop also writes whole short lines
+/// with one call, so the lines do not interleave.
+extern "C" fn on_sigterm(_: libc::c_int) {
+    const MSG: &[u8] = b"{\"jsonrpc\":\"2.0\",\"method\":\"hostile/sigterm-ignored\"}\n";
+    // SAFETY: write(2) on a valid buffer; errors (e.g. EPIPE) are deliberately ignored.
+    unsafe { libc::write(1, MSG.as_ptr().cast(), MSG.len()) };
+}
+
+/// Keeps running after stdin EOF, with the default SIGTERM disposition.
+fn ignore_eof() -> io::Result<()> {
+    ready("ignore-eof", Map::new())?;
+    serve_echo()?;
+    sleep_forever()
+}
+
+/// Makes `n` zombies for the nearest subreaper (the runner) to reap, then echoes.
+fn zombies(n: usize) -> io::Result<()> {
+    ready("zombies", Map::new())?;
+    let pids = make_orphan_zombies(n)?;
+    notify("hostile/zombies-made", json!({ "count": n, "pids": pids }))?;
+    serve_echo()
+}
+
+/// Forks children that sleep forever, as fast as it can, up to `FORKBOMB_MAX`; then echoes.
+fn forkbomb() -> io::Result<()> {
+    ready("forkbomb", Map::new())?;
+    let start = Instant::now();
+    let mut forked = 0usize;
+    let mut next_report = 500;
+    while forked < FORKBOMB_MAX && start.elapsed() < FORKBOMB_MAX_TIME {
+        // SAFETY: single-threaded process (see the module docs).
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => sleep_forever(),
+            Ok(ForkResult::Parent { .. }) => {
+                forked += 1;
+                if forked == next_report {
+                    notify("hostile/progress", json!({ "forked": forked }))?;
+                    next_report += 500;
+                }
+            }
+            // EAGAIN under a pids limit: keep pushing, but do not spin a whole core.
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    notify("hostile/progress", json!({ "forked": forked, "done": true }))?;
+    serve_echo()
+}
+
+/// Allocates and touches memory steadily (so it is resident, not just reserved), bounded,
+/// then sleeps forever holding it.
+fn leak() -> io::Result<()> {
+    ready("leak", Map::new())?;
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    let mut total = 0usize;
+    while total < LEAK_MAX {
+        // vec![0; n] gets zero pages from the kernel that are not resident until written:
+        // write one byte per page to make the memory count.
+        let mut block = vec![0u8; LEAK_STEP];
+        for page in block.iter_mut().step_by(4096) {
+            *page = 1;
+        }
+        hoard.push(std::hint::black_box(block));
+        total += LEAK_STEP;
+        std::thread::sleep(LEAK_STEP_PAUSE);
+    }
+    notify("hostile/leak-done", json!({ "bytes": total }))?;
+    sleep_forever()
+}
+
+/// A tree of `n` processes: this one and `n - 1` sleeping children. Exits 0 on EOF and leaves
+/// the children to the runner.
+fn tree(n: usize) -> io::Result<()> {
+    let mut children = Vec::with_capacity(n - 1);
+    for _ in 1..n {
+        // SAFETY: single-threaded process (see the module docs).
+        match unsafe { fork() }.map_err(io::Error::from)? {
+            ForkResult::Child => sleep_forever(),
+            ForkResult::Parent { child } => children.push(child.as_raw()),
+        }
+    }
+    // fork() has returned for every child, so every one of them exists now.
+    ready("tree", extra([("children", json!(children))]))?;
+    serve_echo()
+}
+
+/// The classic double fork: the intermediate calls setsid() (new session and process group,
+/// so killpg() of the server's group misses the daemon) and forks again, then exits, so the
+/// daemon is orphaned and reparented to the nearest subreaper (the runner) or to init. The
+/// daemon closes stdio, so it does not hold the client's pipes open. Returns the daemon's
+/// pid, which it reports through a pipe before `ready` is printed.
+fn spawn_daemon() -> io::Result<i32> {
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    // SAFETY: single-threaded process (see the module docs).
+    match unsafe { fork() }.map_err(io::Error::from)? {
+        ForkResult::Child => {
+            drop(read_end);
+            let _ = setsid();
+            // SAFETY: still single-threaded.
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => {
+                    let mut pipe = File::from(write_end);
+                    let _ = write!(pipe, "{}", std::process::id());
+                    drop(pipe);
+                    detach_stdio();
+                    sleep_forever()
+                }
+                // The intermediate exits at once, without waiting: that orphans the daemon.
+                _ => exit_now(0),
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(write_end);
+            // EOF comes once the daemon has written its pid and the intermediate is gone.
+            let text = read_all(read_end)?;
+            waitpid(child, None).map_err(io::Error::from)?;
+            text.trim().parse().map_err(|_| io::Error::other(format!("daemon did not report its pid: {text:?}")))
+        }
+    }
+}
+
+/// Forks an intermediate that forks `n` children which exit at once; the intermediate then
+/// exits without waiting for them, so they become zombies reparented to the nearest
+/// subreaper. Returns their pids (sent by the intermediate through a pipe).
+fn make_orphan_zombies(n: usize) -> io::Result<Vec<i32>> {
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    // SAFETY: single-threaded process (see the module docs).
+    match unsafe { fork() }.map_err(io::Error::from)? {
+        ForkResult::Child => {
+            drop(read_end);
+            let mut pids = Vec::with_capacity(n);
+            for _ in 0..n {
+                // SAFETY: still single-threaded.
+                match unsafe { fork() } {
+                    Ok(ForkResult::Child) => exit_now(0),
+                    Ok(ForkResult::Parent { child }) => pids.push(child.as_raw().to_string()),
+                    Err(_) => exit_now(1),
+                }
+            }
+            let mut pipe = File::from(write_end);
+            let _ = write!(pipe, "{}", pids.join(" "));
+            exit_now(0)
+        }
+        ForkResult::Parent { child } => {
+            drop(write_end);
+            // Every child inherited the write end and closes it when it exits, so EOF here
+            // means the intermediate and all `n` children have exited.
+            let text = read_all(read_end)?;
+            let status = waitpid(child, None).map_err(io::Error::from)?;
+            let pids: Vec<i32> = text.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+            if pids.len() != n {
+                return Err(io::Error::other(format!("made {} of {n} zombies (intermediate: {status:?})", pids.len())));
+            }
+            Ok(pids)
+        }
+    }
+}
+
+/// Answers every request read from stdin until EOF. Lines that are not JSON-RPC requests
+/// (notifications, responses, garbage) are ignored.
+fn serve_echo() -> io::Result<()> {
+    let mut stdin = io::stdin().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if stdin.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let Ok(Value::Object(msg)) = serde_json::from_slice::<Value>(&line) else {
+            continue;
+        };
+        let (Some(id), Some(_method)) = (msg.get("id"), msg.get("method")) else {
+            continue;
+        };
+        let params = msg.get("params").unwrap_or(&Value::Null);
+        // Written by hand so that the field order is the documented one.
+        emit(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"echo":{params}}}}}"#))?;
+    }
+}
+
+fn ready(mode: &str, extra: Map<String, Value>) -> io::Result<()> {
+    let mut params = Map::new();
+    params.insert("pid".into(), json!(std::process::id()));
+    params.insert("mode".into(), json!(mode));
+    // The signal mask and ignored set the server started with (hex masks from
+    // /proc/self/status): a supervisor that blocks signals for itself must not pass the mask on.
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    for (field, key) in [("SigBlk:", "sigblk"), ("SigIgn:", "sigign")] {
+        if let Some(mask) = status.lines().find_map(|l| l.strip_prefix(field)) {
+            params.insert(key.into(), json!(mask.trim()));
+        }
+    }
+    params.extend(extra);
+    notify("hostile/ready", Value::Object(params))
+}
+
+fn notify(method: &str, params: Value) -> io::Result<()> {
+    emit(&json!({ "jsonrpc": "2.0", "method": method, "params": params }).to_string())
+}
+
+/// One line, written and flushed with one call.
+fn emit(line: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(format!("{line}\n").as_bytes())?;
+    out.flush()
+}
+
+fn extra<const N: usize>(fields: [(&str, Value); N]) -> Map<String, Value> {
+    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn read_all(fd: OwnedFd) -> io::Result<String> {
+    let mut text = String::new();
+    File::from(fd).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Points fds 0, 1 and 2 at /dev/null.
+fn detach_stdio() {
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, which this process owns.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Sleeps until killed. Forked children call it too, so they never return into the parent's
+/// code.
+fn sleep_forever() -> ! {
+    loop {
+        nix::unistd::pause();
+    }
+}
+
+/// `_exit`: a forked child must not run the parent's exit handlers or flush its buffers.
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
