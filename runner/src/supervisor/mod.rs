@@ -196,13 +196,17 @@ pub fn supervise(
                     request(&mut teardown, CloseReason::Limit(b));
                 }
                 Verdict::EnteredHigh { used, high } => tracing::warn!(
-                    "memory {} is above memory_high {} ({}: not throttled, killed if it stays there past throttle_timeout)",
+                    "memory {} reached memory_high {}: {}; killed if it stays there past throttle_timeout",
                     mcp_runner_policy::format_bytes(used),
                     mcp_runner_policy::format_bytes(high),
-                    driver.kind().enforcement()
+                    if driver.kind().is_kernel() {
+                        "the kernel throttles it"
+                    } else {
+                        "not throttled (userland enforcement)"
+                    }
                 ),
                 Verdict::LeftHigh { used } => {
-                    tracing::info!("memory {} is back under memory_high", mcp_runner_policy::format_bytes(used))
+                    tracing::info!("memory {} is below memory_high again", mcp_runner_policy::format_bytes(used))
                 }
                 Verdict::Within | Verdict::StillHigh => {}
             }

@@ -48,9 +48,10 @@ pub enum Breach {
         lasted: Duration,
         high: u64,
     },
-    /// The kernel OOM-killed the leaf at memory.max (the whole leaf, with
-    /// memory.oom.group). `limit` is `None` if a parent's limit was hit.
+    /// The kernel OOM-killed the leaf (the whole leaf, with
+    /// memory.oom.group) at the memory_max of `level`.
     OomKilled {
+        level: Level,
         limit: Option<u64>,
         peak: Option<u64>,
     },
@@ -63,12 +64,12 @@ impl fmt::Display for Breach {
                 write!(f, "memory {} exceeded memory_max {}", format_bytes(used), format_bytes(limit))
             }
             Breach::Pids { used, limit } => write!(f, "{used} tasks exceeded pids_max {limit}"),
-            Breach::OomKilled { limit, peak } => {
-                match limit {
-                    Some(l) => write!(f, "memory exceeded memory_max {}", format_bytes(l))?,
-                    None => f.write_str("memory exceeded the session's or the global memory_max")?,
+            Breach::OomKilled { level, limit, peak } => {
+                f.write_str("memory exceeded memory_max")?;
+                if let Some(l) = limit {
+                    write!(f, " {}", format_bytes(l))?;
                 }
-                f.write_str(": the kernel OOM-killed the whole server")?;
+                write!(f, " ({level}): the kernel OOM-killed the whole server")?;
                 if let Some(p) = peak {
                     write!(f, " (peak {})", format_bytes(p))?;
                 }
@@ -81,6 +82,24 @@ impl fmt::Display for Breach {
                 lasted.as_secs_f64()
             ),
         }
+    }
+}
+
+/// A level of the budget hierarchy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Server,
+    Session,
+    Global,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Server => "the server's own limit",
+            Level::Session => "the session's limit, shared with its other servers",
+            Level::Global => "the global cap over all sessions",
+        })
     }
 }
 
@@ -214,6 +233,16 @@ mod tests {
         let mut j = Judge::new(TreeLimits { throttle_timeout: None, ..limits() });
         j.judge(&s(90 * MIB, 1), Duration::ZERO);
         assert_eq!(j.judge(&s(90 * MIB, 1), Duration::from_secs(86400)), Verdict::StillHigh);
+    }
+
+    #[test]
+    fn oom_messages_name_the_level() {
+        let m = Breach::OomKilled { level: Level::Session, limit: Some(96 * MIB), peak: Some(96 * MIB) }.to_string();
+        assert_eq!(
+            m,
+            "memory exceeded memory_max 96.0 MiB (the session's limit, shared with its other servers): \
+             the kernel OOM-killed the whole server (peak 96.0 MiB)"
+        );
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub const CURRENT: &str = "memory.current";
 pub const PEAK: &str = "memory.peak";
 pub const SWAP_CURRENT: &str = "memory.swap.current";
 pub const EVENTS: &str = "memory.events";
+/// Events of this cgroup's own limits only: tells which level of the
+/// hierarchy hit its memory.max.
+pub const EVENTS_LOCAL: &str = "memory.events.local";
 
 /// Writes the memory limits. Order matters: the hard limit goes first so
 /// that lowering both never leaves a window with high above max, and
@@ -53,6 +56,11 @@ pub fn parse_events(text: &str) -> MemoryEvents {
 
 pub fn events(dir: &CgroupDir) -> Result<MemoryEvents, CgroupIoError> {
     Ok(parse_events(&dir.read(EVENTS)?))
+}
+
+/// How often this cgroup's own memory.max was hit.
+pub fn local_max_hits(dir: &CgroupDir) -> u64 {
+    dir.read(EVENTS_LOCAL).map(|t| parse_events(&t).max).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use crate::sys::spawn::{Child, SpawnSpec};
 use crate::tree::ProcessId;
 use crate::tree::kill::signal_descendants;
 use crate::tree::procfs::Procfs;
-use crate::tree::verdict::{Breach, Verdict};
+use crate::tree::verdict::{Breach, Level, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupfsError {
@@ -51,6 +51,10 @@ pub struct Cgroupfs {
     interval: Duration,
     runner: i32,
     seen: MemoryEvents,
+    /// memory.events.local `max` of the leaf and the session at the last
+    /// check, to tell which level an OOM kill came from.
+    local_max_seen: (u64, u64),
+    session_memory_max: Option<u64>,
     refused_forks: u64,
     high_since: Option<Duration>,
     members: Vec<ProcessId>,
@@ -103,6 +107,8 @@ impl Cgroupfs {
             interval: budget.server.sample_interval,
             runner: runner.pid,
             seen: MemoryEvents::default(),
+            local_max_seen: (0, 0),
+            session_memory_max: budget.session.limits.memory_max,
             refused_forks: 0,
             high_since: None,
             members: Vec::new(),
@@ -128,31 +134,28 @@ impl Cgroupfs {
     fn judge_memory(&mut self, now: Duration) -> Verdict {
         let Some(ev) = self.read_events() else { return Verdict::Within };
         let before = std::mem::replace(&mut self.seen, ev);
+        let local = (memory::local_max_hits(&self.leaf), memory::local_max_hits(&self.session));
+        let local_before = std::mem::replace(&mut self.local_max_seen, local);
         if ev.oom_kill > before.oom_kill {
+            let (level, limit) = if local.0 > local_before.0 {
+                (Level::Server, self.limits.memory_max)
+            } else if local.1 > local_before.1 {
+                (Level::Session, self.session_memory_max)
+            } else {
+                (Level::Global, None)
+            };
             let peak = self.leaf.read_u64(memory::PEAK).ok().flatten();
-            return Verdict::Exceeded(Breach::OomKilled { limit: self.limits.memory_max, peak });
+            return Verdict::Exceeded(Breach::OomKilled { level, limit, peak });
         }
         let Some(high) = self.limits.memory_high else { return Verdict::Within };
         let current = self.leaf.read_u64(memory::CURRENT).ok().flatten().unwrap_or(0);
-        // Throttling shows as the `high` counter moving between checks.
-        if ev.high > before.high {
-            match self.high_since {
-                None => {
-                    self.high_since = Some(now);
-                    Verdict::EnteredHigh { used: current, high }
-                }
-                Some(since) => match self.throttle_timeout {
-                    Some(t) if now.saturating_sub(since) >= t => {
-                        Verdict::Exceeded(Breach::PinnedAtHigh { lasted: now.saturating_sub(since), high })
-                    }
-                    _ => Verdict::StillHigh,
-                },
-            }
-        } else if self.high_since.take().is_some() {
-            Verdict::LeftHigh { used: current }
-        } else {
-            Verdict::Within
-        }
+        // Pinned at memory.high: the kernel reported throttling since the
+        // last check, or usage sits right at the threshold. A task sleeping
+        // off its throttle penalty allocates nothing and so raises no new
+        // `high` event, which is why the counter alone flickers.
+        let near_high = current.saturating_add((high / 32).max(1 << 20)) >= high;
+        let pinned = ev.high > before.high || near_high;
+        judge_pinned(&mut self.high_since, pinned, now, current, high, self.throttle_timeout)
     }
 
     /// Removes the leaf and, if no other server uses it, the session.
@@ -176,6 +179,35 @@ impl Cgroupfs {
         }
         // EBUSY: another server of the session still runs there.
         let _ = self.session.remove();
+    }
+}
+
+/// The pinned-at-memory.high rule over a sequence of checks: a pure
+/// function of the episode's start, so it is tested with plain numbers.
+fn judge_pinned(
+    since: &mut Option<Duration>,
+    pinned: bool,
+    now: Duration,
+    current: u64,
+    high: u64,
+    timeout: Option<Duration>,
+) -> Verdict {
+    match (pinned, *since) {
+        (false, None) => Verdict::Within,
+        (false, Some(_)) => {
+            *since = None;
+            Verdict::LeftHigh { used: current }
+        }
+        (true, None) => {
+            *since = Some(now);
+            Verdict::EnteredHigh { used: current, high }
+        }
+        (true, Some(start)) => match timeout {
+            Some(t) if now.saturating_sub(start) >= t => {
+                Verdict::Exceeded(Breach::PinnedAtHigh { lasted: now.saturating_sub(start), high })
+            }
+            _ => Verdict::StillHigh,
+        },
     }
 }
 
@@ -258,5 +290,30 @@ impl Driver for Cgroupfs {
             fs::limit_value(self.limits.pids_max),
             self.leaf.path().display()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_episode() {
+        let s = Duration::from_secs;
+        let mut since = None;
+        let t = Some(s(10));
+        let h = 100;
+        assert_eq!(judge_pinned(&mut since, false, s(0), 50, h, t), Verdict::Within);
+        assert_eq!(judge_pinned(&mut since, true, s(1), 99, h, t), Verdict::EnteredHigh { used: 99, high: h });
+        assert_eq!(judge_pinned(&mut since, true, s(5), 99, h, t), Verdict::StillHigh);
+        assert_eq!(
+            judge_pinned(&mut since, true, s(11), 99, h, t),
+            Verdict::Exceeded(Breach::PinnedAtHigh { lasted: s(10), high: h })
+        );
+        let mut since = Some(s(1));
+        assert_eq!(judge_pinned(&mut since, false, s(2), 10, h, t), Verdict::LeftHigh { used: 10 });
+        assert_eq!(since, None);
+        let mut since = Some(s(0));
+        assert_eq!(judge_pinned(&mut since, true, s(1000), 99, h, None), Verdict::StillHigh);
     }
 }
