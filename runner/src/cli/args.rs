@@ -44,6 +44,32 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Install or remove mcp-runner.slice, the systemd slice that carries the global cap.
+    Systemd {
+        #[command(subcommand)]
+        command: SystemdCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemdCommand {
+    /// Write mcp-runner.slice with the policy's global cap and reload systemd.
+    ///
+    /// Installing again rewrites the file only if the cap changed.
+    Install(ManagerChoice),
+    /// Remove mcp-runner.slice (only a file this command wrote) and reload systemd.
+    Uninstall(ManagerChoice),
+}
+
+#[derive(Debug, clap::Args)]
+#[group(multiple = false)]
+pub struct ManagerChoice {
+    /// For this user's systemd manager (~/.config/systemd/user; the default for non-root).
+    #[arg(long)]
+    pub user: bool,
+    /// For the system manager (/etc/systemd/system; the default for root).
+    #[arg(long)]
+    pub system: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +175,15 @@ mod tests {
             parse(&["policy", "check"]).expect("parses").command,
             Command::Policy { command: PolicyCommand::Check { file: None } }
         ));
+    }
+
+    #[test]
+    fn systemd_install_flags_exclude_each_other() {
+        assert!(matches!(
+            parse(&["systemd", "install", "--user"]).expect("parses").command,
+            Command::Systemd { command: SystemdCommand::Install(ManagerChoice { user: true, system: false }) }
+        ));
+        assert!(parse(&["systemd", "uninstall", "--user", "--system"]).is_err());
     }
 
     #[test]

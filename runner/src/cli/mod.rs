@@ -7,6 +7,7 @@ mod gc;
 mod policy_check;
 mod policy_source;
 mod run;
+mod systemd_unit;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -61,5 +62,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Doctor => doctor::doctor(),
         Command::Gc => gc::gc(),
         Command::Policy { command: args::PolicyCommand::Check { file } } => policy_check::check(file.as_deref()),
+        Command::Systemd { command } => {
+            let (install, which) = match command {
+                args::SystemdCommand::Install(w) => (true, w),
+                args::SystemdCommand::Uninstall(w) => (false, w),
+            };
+            let manager = match (which.user, which.system) {
+                (true, _) => systemd_unit::Manager::User,
+                (_, true) => systemd_unit::Manager::System,
+                _ => systemd_unit::default_manager(),
+            };
+            if install { systemd_unit::install(manager) } else { systemd_unit::uninstall(manager) }
+        }
     }
 }

@@ -13,9 +13,10 @@ use super::args::{DriverArg, RunArgs};
 use super::policy_source;
 use super::{Failure, OrExit};
 use crate::driver::cgroupfs::Cgroupfs;
-use crate::driver::select::{Selection, select};
+use crate::driver::select::Selection;
+use crate::driver::systemd::Systemd;
 use crate::driver::userland::Userland;
-use crate::driver::{Driver, DriverKind, IMPLEMENTED};
+use crate::driver::{Driver, DriverError, DriverKind, IMPLEMENTED, select};
 use crate::exit::{self, Outcome};
 use crate::host::HostFacts;
 use crate::state::sweep::sweep;
@@ -62,25 +63,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         }
     }
 
-    let mut enforcer = match selection.kind {
-        DriverKind::Cgroupfs => match Cgroupfs::setup(&facts, &budget, &session, args.name.as_deref(), me) {
-            Ok(d) => Enforcer::Cgroupfs(d),
-            Err(e) if budget.server.require == Enforcement::Kernel => {
-                return Err(anyhow!("refused: kernel enforcement is required but the cgroupfs driver failed: {e}"))
-                    .or_exit(exit::REFUSED);
-            }
-            Err(e) if budget.global.driver != DriverPref::Auto || args.driver.is_some() => {
-                return Err(anyhow!("the cgroupfs driver failed: {e}")).or_exit(exit::RUNNER_FAILED);
-            }
-            Err(e) => {
-                tracing::warn!("the cgroupfs driver failed ({e}); falling back to userland enforcement");
-                Enforcer::Userland(Userland::new(tree_limits(&budget), budget.server.sample_interval))
-            }
-        },
-        _ => Enforcer::Userland(Userland::new(tree_limits(&budget), budget.server.sample_interval)),
-    };
-    let driver = enforcer.driver();
-    tracing::info!("{}: {}", driver.kind().enforcement(), driver.describe_limits());
+    let strict = args.driver.is_some_and(|d| d != DriverArg::Auto) || budget.global.driver != DriverPref::Auto;
+    let mut enforcer = build_enforcer(&selection, &facts, &budget, &session, args.name.as_deref(), me, strict)?;
 
     // Blocked from here on and taken through the signalfd; the spawner
     // resets the child's mask before exec.
@@ -116,6 +100,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     };
     let server = child.pid;
     tracing::debug!(pid = server.as_raw(), born_in_cgroup = child.born_in_cgroup, "server started");
+    let driver = enforcer.driver();
+    tracing::info!("{}: {}", driver.kind().enforcement(), driver.describe_limits());
 
     let mut keeper = state.map(|dir| {
         let record = RunnerRecord {
@@ -165,7 +151,7 @@ fn choose_driver(facts: &HostFacts, budget: &Effective, flag: Option<DriverArg>)
         Some(DriverArg::Cgroupfs) => DriverPref::Cgroupfs,
         Some(DriverArg::Userland) => DriverPref::Userland,
     };
-    let selection = select(facts, pref, IMPLEMENTED).or_exit(exit::REFUSED)?;
+    let selection = select::select(facts, pref, IMPLEMENTED).or_exit(exit::REFUSED)?;
     if budget.server.require == Enforcement::Kernel && !selection.kind.is_kernel() {
         let why = if selection.passed_over.is_empty() {
             "the userland driver was forced".to_string()
@@ -233,10 +219,62 @@ fn environment(me: ProcessId) -> Vec<OsString> {
     env
 }
 
+/// Builds the selected driver. With `auto`, a kernel driver that fails to
+/// set up hands over to the next one (systemd, cgroupfs, userland) with a
+/// warning; a forced driver fails instead, and `require = "kernel"` never
+/// ends up in userland.
+fn build_enforcer(
+    selection: &Selection,
+    facts: &HostFacts,
+    budget: &Effective,
+    session: &str,
+    name: Option<&str>,
+    me: ProcessId,
+    strict: bool,
+) -> Result<Enforcer, Failure> {
+    let kernel_required = budget.server.require == Enforcement::Kernel;
+    let mut chain = vec![selection.kind];
+    if !strict {
+        if selection.kind == DriverKind::Systemd && select::cgroupfs_unusable(facts).is_none() {
+            chain.push(DriverKind::Cgroupfs);
+        }
+        if !kernel_required && selection.kind != DriverKind::Userland {
+            chain.push(DriverKind::Userland);
+        }
+    }
+    let mut last = None;
+    for kind in chain {
+        if let Some(e) = &last {
+            tracing::warn!("{e}; trying the {kind} driver");
+        }
+        let built = match kind {
+            DriverKind::Systemd => Systemd::setup(facts, budget, session, name, me)
+                .map(|d| Enforcer::Systemd(Box::new(d)))
+                .map_err(DriverError::from),
+            DriverKind::Cgroupfs => {
+                Cgroupfs::setup(facts, budget, session, name, me).map(Enforcer::Cgroupfs).map_err(DriverError::from)
+            }
+            DriverKind::Userland => {
+                Ok(Enforcer::Userland(Userland::new(tree_limits(budget), budget.server.sample_interval)))
+            }
+        };
+        match built {
+            Ok(e) => return Ok(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    let e = last.map_or_else(|| anyhow!("no driver could be set up"), anyhow::Error::from);
+    let code = if kernel_required { exit::REFUSED } else { exit::RUNNER_FAILED };
+    let prefix = if kernel_required { "refused: kernel enforcement is required, but " } else { "" };
+    Err(anyhow!("{prefix}{e:#}")).or_exit(code)
+}
+
 /// The driver this run uses, with what must be undone afterwards.
 enum Enforcer {
     Userland(Userland),
     Cgroupfs(Cgroupfs),
+    /// Boxed: it holds a D-Bus connection until the server is placed.
+    Systemd(Box<Systemd>),
 }
 
 impl Enforcer {
@@ -244,12 +282,15 @@ impl Enforcer {
         match self {
             Enforcer::Userland(d) => d,
             Enforcer::Cgroupfs(d) => d,
+            Enforcer::Systemd(d) => d.as_mut(),
         }
     }
 
+    /// The cgroup the crash sweep may kill and remove: only one the runner
+    /// made itself. systemd's scopes are systemd's to clean up (BindsTo).
     fn cgroup_path(&self) -> Option<std::path::PathBuf> {
         match self {
-            Enforcer::Userland(_) => None,
+            Enforcer::Userland(_) | Enforcer::Systemd(_) => None,
             Enforcer::Cgroupfs(d) => Some(d.leaf().path().to_path_buf()),
         }
     }

@@ -11,6 +11,7 @@
 
 pub mod cgroupfs;
 pub mod select;
+pub mod systemd;
 pub mod userland;
 
 use std::fmt;
@@ -58,7 +59,7 @@ impl fmt::Display for DriverKind {
 }
 
 /// The drivers built into this binary, in order of preference.
-pub const IMPLEMENTED: &[DriverKind] = &[DriverKind::Cgroupfs, DriverKind::Userland];
+pub const IMPLEMENTED: &[DriverKind] = &[DriverKind::Systemd, DriverKind::Cgroupfs, DriverKind::Userland];
 
 /// A driver failed to set up or act.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,8 @@ pub enum DriverError {
     Userland(#[from] userland::UserlandError),
     #[error("cgroupfs driver: {0}")]
     Cgroupfs(#[from] cgroupfs::CgroupfsError),
+    #[error("systemd driver: {0}")]
+    Systemd(#[from] systemd::SystemdError),
 }
 
 /// What the supervisor needs from an enforcement driver.

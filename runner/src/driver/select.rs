@@ -57,7 +57,7 @@ pub fn systemd_unusable(f: &HostFacts) -> Option<String> {
         return Some("systemd does not manage the memory and pids controllers on cgroup v2".into());
     }
     if f.euid != 0 && !f.user_bus {
-        return Some("no systemd user manager bus ($XDG_RUNTIME_DIR/bus) for this user".into());
+        return Some("no systemd user manager for this user ($XDG_RUNTIME_DIR/systemd/private)".into());
     }
     None
 }

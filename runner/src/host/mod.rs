@@ -30,7 +30,8 @@ pub struct HostFacts {
     pub root_controllers: Vec<String>,
     pub systemd_booted: bool,
     pub systemd_version: Option<u32>,
-    /// A user manager bus exists for this user.
+    /// This user's systemd manager can be reached (its private socket, or
+    /// the session bus).
     pub user_bus: bool,
     pub euid: u32,
     pub psi: bool,
@@ -71,7 +72,7 @@ impl HostFacts {
             own_cgroup,
             systemd_booted: Path::new("/run/systemd/system").is_dir(),
             systemd_version: systemd_version(),
-            user_bus: runtime_dir.is_some_and(|d| d.join("bus").exists()),
+            user_bus: runtime_dir.is_some_and(|d| d.join("systemd/private").exists() || d.join("bus").exists()),
             euid,
             psi: fs::read_to_string("/proc/pressure/memory").is_ok(),
             pidfd: PidFd::open(Pid::this()).is_ok(),

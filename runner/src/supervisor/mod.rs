@@ -195,8 +195,8 @@ pub fn supervise(
                     breach = Some(b);
                     request(&mut teardown, CloseReason::Limit(b));
                 }
-                Verdict::EnteredHigh { used, high } => tracing::warn!(
-                    "memory {} reached memory_high {}: {}; killed if it stays there past throttle_timeout",
+                Verdict::EnteredHigh { used, high, level } => tracing::warn!(
+                    "memory {} reached memory_high {} ({level}): {}; killed if it stays there past throttle_timeout",
                     mcp_runner_policy::format_bytes(used),
                     mcp_runner_policy::format_bytes(high),
                     if driver.kind().is_kernel() {

@@ -44,9 +44,11 @@ pub enum Breach {
         used: u64,
         limit: u64,
     },
+    /// Throttled at the memory_high of `level` for throttle_timeout.
     PinnedAtHigh {
         lasted: Duration,
         high: u64,
+        level: Level,
     },
     /// The kernel OOM-killed the leaf (the whole leaf, with
     /// memory.oom.group) at the memory_max of `level`.
@@ -75,9 +77,9 @@ impl fmt::Display for Breach {
                 }
                 Ok(())
             }
-            Breach::PinnedAtHigh { lasted, high } => write!(
+            Breach::PinnedAtHigh { lasted, high, level } => write!(
                 f,
-                "memory stayed above memory_high {} for {:.1}s (throttle_timeout)",
+                "memory stayed above memory_high {} ({level}) for {:.1}s (throttle_timeout)",
                 format_bytes(high),
                 lasted.as_secs_f64()
             ),
@@ -108,9 +110,11 @@ impl fmt::Display for Level {
 pub enum Verdict {
     Within,
     /// Crossed `memory_high` upwards: warn once per episode.
+    /// Reached the `memory_high` of `level`: warn once per episode.
     EnteredHigh {
         used: u64,
         high: u64,
+        level: Level,
     },
     StillHigh,
     /// Back under `memory_high`.
@@ -160,12 +164,14 @@ impl Judge {
         match self.high_since {
             None => {
                 self.high_since = Some(now);
-                Verdict::EnteredHigh { used: s.memory, high }
+                Verdict::EnteredHigh { used: s.memory, high, level: Level::Server }
             }
             Some(since) => {
                 let lasted = now.saturating_sub(since);
                 match self.limits.throttle_timeout {
-                    Some(timeout) if lasted >= timeout => Verdict::Exceeded(Breach::PinnedAtHigh { lasted, high }),
+                    Some(timeout) if lasted >= timeout => {
+                        Verdict::Exceeded(Breach::PinnedAtHigh { lasted, high, level: Level::Server })
+                    }
                     _ => Verdict::StillHigh,
                 }
             }
@@ -196,12 +202,16 @@ mod tests {
         let mut j = Judge::new(limits());
         let steps = [
             (s(10 * MIB, 1), 0, Verdict::Within),
-            (s(90 * MIB, 1), 1, Verdict::EnteredHigh { used: 90 * MIB, high: 80 * MIB }),
+            (s(90 * MIB, 1), 1, Verdict::EnteredHigh { used: 90 * MIB, high: 80 * MIB, level: Level::Server }),
             (s(95 * MIB, 1), 5, Verdict::StillHigh),
             (s(50 * MIB, 1), 6, Verdict::LeftHigh { used: 50 * MIB }),
             (s(50 * MIB, 1), 7, Verdict::Within),
-            (s(85 * MIB, 1), 8, Verdict::EnteredHigh { used: 85 * MIB, high: 80 * MIB }),
-            (s(85 * MIB, 1), 18, Verdict::Exceeded(Breach::PinnedAtHigh { lasted: secs(10), high: 80 * MIB })),
+            (s(85 * MIB, 1), 8, Verdict::EnteredHigh { used: 85 * MIB, high: 80 * MIB, level: Level::Server }),
+            (
+                s(85 * MIB, 1),
+                18,
+                Verdict::Exceeded(Breach::PinnedAtHigh { lasted: secs(10), high: 80 * MIB, level: Level::Server }),
+            ),
         ];
         for (i, (sample, at, want)) in steps.into_iter().enumerate() {
             assert_eq!(j.judge(&sample, secs(at)), want, "step {i}");
@@ -218,7 +228,7 @@ mod tests {
         );
         assert_eq!(
             j.judge(&s(100 * MIB, 32), Duration::ZERO),
-            Verdict::EnteredHigh { used: 100 * MIB, high: 80 * MIB }
+            Verdict::EnteredHigh { used: 100 * MIB, high: 80 * MIB, level: Level::Server }
         );
     }
 

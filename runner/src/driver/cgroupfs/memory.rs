@@ -13,6 +13,8 @@ pub const CURRENT: &str = "memory.current";
 pub const PEAK: &str = "memory.peak";
 pub const SWAP_CURRENT: &str = "memory.swap.current";
 pub const EVENTS: &str = "memory.events";
+/// Pressure stall information (Linux >= 4.20).
+pub const PRESSURE: &str = "memory.pressure";
 /// Events of this cgroup's own limits only: tells which level of the
 /// hierarchy hit its memory.max.
 pub const EVENTS_LOCAL: &str = "memory.events.local";
@@ -58,6 +60,13 @@ pub fn events(dir: &CgroupDir) -> Result<MemoryEvents, CgroupIoError> {
     Ok(parse_events(&dir.read(EVENTS)?))
 }
 
+/// `some avg10` of a PSI file: the share of the last ~10 s in which at
+/// least one task stalled on memory, in percent.
+pub fn some_avg10(text: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with("some "))?;
+    line.split_ascii_whitespace().find_map(|kv| kv.strip_prefix("avg10=")).and_then(|v| v.parse().ok())
+}
+
 /// How often this cgroup's own memory.max was hit.
 pub fn local_max_hits(dir: &CgroupDir) -> u64 {
     dir.read(EVENTS_LOCAL).map(|t| parse_events(&t).max).unwrap_or(0)
@@ -73,6 +82,14 @@ mod tests {
         let e = parse_events("low 0\nhigh 273\nmax 35\noom 1\noom_kill 2\noom_group_kill 1\nsock_throttled 0\n");
         assert_eq!(e, MemoryEvents { high: 273, max: 35, oom: 1, oom_kill: 2 });
         assert_eq!(parse_events(""), MemoryEvents::default());
+    }
+
+    #[test]
+    fn psi_some_avg10() {
+        let t = "some avg10=43.55 avg60=9.12 avg300=1.95 total=7129749\nfull avg10=40.00 avg60=9.12 avg300=1.95 total=7129749\n";
+        assert_eq!(some_avg10(t), Some(43.55));
+        assert_eq!(some_avg10("full avg10=1.00 avg60=0 avg300=0 total=0\n"), None);
+        assert_eq!(some_avg10(""), None);
     }
 
     #[test]

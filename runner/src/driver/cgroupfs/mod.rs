@@ -10,24 +10,23 @@ pub mod hierarchy;
 pub mod memory;
 pub mod pids;
 pub mod root;
+pub mod watch;
 
-use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use mcp_runner_policy::{Effective, Limits, format_bytes};
+use mcp_runner_policy::{Effective, Limits};
 
 use self::fs::{CgroupDir, CgroupIoError};
-use self::memory::MemoryEvents;
 use self::root::RootError;
+use self::watch::LeafWatch;
 use crate::driver::{Driver, DriverError, DriverKind};
 use crate::host::HostFacts;
 use crate::sys::Signal;
 use crate::sys::spawn::{Child, SpawnSpec};
 use crate::tree::ProcessId;
 use crate::tree::kill::signal_descendants;
-use crate::tree::procfs::Procfs;
-use crate::tree::verdict::{Breach, Level, Verdict};
+use crate::tree::verdict::Verdict;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupfsError {
@@ -36,28 +35,14 @@ pub enum CgroupfsError {
     #[error(transparent)]
     Io(#[from] CgroupIoError),
     #[error("failed to open {0} for the server to be born in: {1}")]
-    OpenProcs(std::path::PathBuf, std::io::Error),
+    OpenLeaf(std::path::PathBuf, std::io::Error),
 }
 
 /// One server's place in the hierarchy and what the supervisor watches.
 pub struct Cgroupfs {
-    session: CgroupDir,
-    leaf: CgroupDir,
-
-    /// `leaf/memory.events`, polled for POLLPRI.
-    events: File,
-    limits: Limits,
-    throttle_timeout: Option<Duration>,
+    watch: LeafWatch,
     interval: Duration,
     runner: i32,
-    seen: MemoryEvents,
-    /// memory.events.local `max` of the leaf and the session at the last
-    /// check, to tell which level an OOM kill came from.
-    local_max_seen: (u64, u64),
-    session_memory_max: Option<u64>,
-    refused_forks: u64,
-    high_since: Option<Duration>,
-    members: Vec<ProcessId>,
 }
 
 impl Cgroupfs {
@@ -82,13 +67,12 @@ impl Cgroupfs {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            root::enable_controllers(&global, false)?;
-            session_dir.create()?;
-            apply(&session_dir, &budget.session.limits, false)?;
-            let made = root::enable_controllers(&session_dir, false).map_err(CgroupfsError::from).and_then(|_| {
-                leaf.create_new()?;
-                Ok(())
-            });
+            let made = root::enable_controllers(&global, false)
+                .map_err(CgroupfsError::from)
+                .and_then(|_| Ok(session_dir.create()?))
+                .and_then(|_| Ok(apply(&session_dir, &budget.session.limits, false)?))
+                .and_then(|_| Ok(root::enable_controllers(&session_dir, false)?))
+                .and_then(|_| Ok(leaf.create_new()?));
             match made {
                 Ok(()) => break,
                 Err(e) if attempt < 3 => tracing::debug!("retrying the session cgroup: {e}"),
@@ -96,76 +80,29 @@ impl Cgroupfs {
             }
         }
         apply(&leaf, &budget.server.limits, true)?;
-        let events_path = leaf.file(memory::EVENTS);
-        let events = File::open(&events_path).map_err(|err| CgroupIoError::Read { path: events_path, err })?;
-        Ok(Cgroupfs {
-            session: session_dir,
+        let watch = LeafWatch::new(
             leaf,
-            events,
-            limits: budget.server.limits.clone(),
-            throttle_timeout: budget.server.throttle_timeout,
-            interval: budget.server.sample_interval,
-            runner: runner.pid,
-            seen: MemoryEvents::default(),
-            local_max_seen: (0, 0),
-            session_memory_max: budget.session.limits.memory_max,
-            refused_forks: 0,
-            high_since: None,
-            members: Vec::new(),
-        })
+            session_dir,
+            budget.server.limits.clone(),
+            budget.session.limits.memory_max,
+            budget.server.throttle_timeout,
+        )?;
+        Ok(Cgroupfs { watch, interval: budget.server.sample_interval, runner: runner.pid })
     }
 
     pub fn leaf(&self) -> &CgroupDir {
-        &self.leaf
-    }
-
-    /// Reads memory.events through the descriptor the supervisor polls:
-    /// kernfs clears a POLLPRI wake only when the same open file is read
-    /// again, so reading it any other way would make poll spin.
-    fn read_events(&self) -> Option<MemoryEvents> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = [0u8; 512];
-        let n = self.events.read_at(&mut buf, 0).ok()?;
-        Some(memory::parse_events(std::str::from_utf8(&buf[..n]).ok()?))
-    }
-
-    /// The kernel's word on memory: an OOM kill inside the leaf, and
-    /// whether it is being throttled at memory.high.
-    fn judge_memory(&mut self, now: Duration) -> Verdict {
-        let Some(ev) = self.read_events() else { return Verdict::Within };
-        let before = std::mem::replace(&mut self.seen, ev);
-        let local = (memory::local_max_hits(&self.leaf), memory::local_max_hits(&self.session));
-        let local_before = std::mem::replace(&mut self.local_max_seen, local);
-        if ev.oom_kill > before.oom_kill {
-            let (level, limit) = if local.0 > local_before.0 {
-                (Level::Server, self.limits.memory_max)
-            } else if local.1 > local_before.1 {
-                (Level::Session, self.session_memory_max)
-            } else {
-                (Level::Global, None)
-            };
-            let peak = self.leaf.read_u64(memory::PEAK).ok().flatten();
-            return Verdict::Exceeded(Breach::OomKilled { level, limit, peak });
-        }
-        let Some(high) = self.limits.memory_high else { return Verdict::Within };
-        let current = self.leaf.read_u64(memory::CURRENT).ok().flatten().unwrap_or(0);
-        // Pinned at memory.high: the kernel reported throttling since the
-        // last check, or usage sits right at the threshold. A task sleeping
-        // off its throttle penalty allocates nothing and so raises no new
-        // `high` event, which is why the counter alone flickers.
-        let near_high = current.saturating_add((high / 32).max(1 << 20)) >= high;
-        let pinned = ev.high > before.high || near_high;
-        judge_pinned(&mut self.high_since, pinned, now, current, high, self.throttle_timeout)
+        self.watch.leaf()
     }
 
     /// Removes the leaf and, if no other server uses it, the session.
     /// The tree is gone when this runs (the supervisor saw no child left),
-    /// but the kernel may take a moment to release the last tasks.
+    /// but the kernel may take a moment to release the last tasks: there is
+    /// no event for "rmdir would succeed now", so it retries with backoff.
     pub fn remove(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut delay = Duration::from_millis(1);
         loop {
-            match self.leaf.remove() {
+            match self.leaf().remove() {
                 Ok(()) => break,
                 Err(e) if Instant::now() < deadline && e.errno() == Some(nix::errno::Errno::EBUSY as i32) => {
                     std::thread::sleep(delay);
@@ -178,36 +115,7 @@ impl Cgroupfs {
             }
         }
         // EBUSY: another server of the session still runs there.
-        let _ = self.session.remove();
-    }
-}
-
-/// The pinned-at-memory.high rule over a sequence of checks: a pure
-/// function of the episode's start, so it is tested with plain numbers.
-fn judge_pinned(
-    since: &mut Option<Duration>,
-    pinned: bool,
-    now: Duration,
-    current: u64,
-    high: u64,
-    timeout: Option<Duration>,
-) -> Verdict {
-    match (pinned, *since) {
-        (false, None) => Verdict::Within,
-        (false, Some(_)) => {
-            *since = None;
-            Verdict::LeftHigh { used: current }
-        }
-        (true, None) => {
-            *since = Some(now);
-            Verdict::EnteredHigh { used: current, high }
-        }
-        (true, Some(start)) => match timeout {
-            Some(t) if now.saturating_sub(start) >= t => {
-                Verdict::Exceeded(Breach::PinnedAtHigh { lasted: now.saturating_sub(start), high })
-            }
-            _ => Verdict::StillHigh,
-        },
+        let _ = self.watch.session().remove();
     }
 }
 
@@ -232,10 +140,10 @@ impl Driver for Cgroupfs {
                 .write(write)
                 .open(&path)
                 .map(OwnedFd::from)
-                .map_err(|e| CgroupfsError::OpenProcs(path, e))
+                .map_err(|e| CgroupfsError::OpenLeaf(path, e))
         };
-        spec.cgroup_dir = Some(open(self.leaf.path().to_path_buf(), false)?);
-        spec.cgroup_procs = Some(open(self.leaf.file("cgroup.procs"), true)?);
+        spec.cgroup_dir = Some(open(self.leaf().path().to_path_buf(), false)?);
+        spec.cgroup_procs = Some(open(self.leaf().file("cgroup.procs"), true)?);
         Ok(())
     }
 
@@ -248,30 +156,18 @@ impl Driver for Cgroupfs {
     }
 
     fn event_fds(&self) -> Vec<BorrowedFd<'_>> {
-        vec![self.events.as_fd()]
+        vec![self.watch.event_fd()]
     }
 
     fn check(&mut self, now: Duration) -> Verdict {
-        let refused = pids::refused_forks(&self.leaf);
-        if refused > self.refused_forks {
-            tracing::warn!(
-                "the kernel refused {} fork{} at pids_max {} (kernel enforcement)",
-                refused - self.refused_forks,
-                if refused - self.refused_forks == 1 { "" } else { "s" },
-                fs::limit_value(self.limits.pids_max)
-            );
-            self.refused_forks = refused;
-        }
-        let table = Procfs::snapshot();
-        self.members = self.leaf.procs().unwrap_or_default().into_iter().filter_map(|p| table.identity(p)).collect();
-        self.judge_memory(now)
+        self.watch.check(now)
     }
 
     fn signal_all(&mut self, signal: Signal) -> usize {
         // The leaf holds the tree; the lineage walk also reaches anything
         // that moved itself out of it.
         if signal == Signal::SIGKILL
-            && let Err(e) = self.leaf.write("cgroup.kill", "1")
+            && let Err(e) = self.leaf().write("cgroup.kill", "1")
         {
             tracing::warn!("{e}");
         }
@@ -279,41 +175,10 @@ impl Driver for Cgroupfs {
     }
 
     fn members(&self) -> &[ProcessId] {
-        &self.members
+        self.watch.members()
     }
 
     fn describe_limits(&self) -> String {
-        format!(
-            "memory_high {}, memory_max {}, pids_max {} in {}",
-            self.limits.memory_high.map_or("max".into(), format_bytes),
-            self.limits.memory_max.map_or("max".into(), format_bytes),
-            fs::limit_value(self.limits.pids_max),
-            self.leaf.path().display()
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pinned_episode() {
-        let s = Duration::from_secs;
-        let mut since = None;
-        let t = Some(s(10));
-        let h = 100;
-        assert_eq!(judge_pinned(&mut since, false, s(0), 50, h, t), Verdict::Within);
-        assert_eq!(judge_pinned(&mut since, true, s(1), 99, h, t), Verdict::EnteredHigh { used: 99, high: h });
-        assert_eq!(judge_pinned(&mut since, true, s(5), 99, h, t), Verdict::StillHigh);
-        assert_eq!(
-            judge_pinned(&mut since, true, s(11), 99, h, t),
-            Verdict::Exceeded(Breach::PinnedAtHigh { lasted: s(10), high: h })
-        );
-        let mut since = Some(s(1));
-        assert_eq!(judge_pinned(&mut since, false, s(2), 10, h, t), Verdict::LeftHigh { used: 10 });
-        assert_eq!(since, None);
-        let mut since = Some(s(0));
-        assert_eq!(judge_pinned(&mut since, true, s(1000), 99, h, None), Verdict::StillHigh);
+        self.watch.describe()
     }
 }

@@ -11,7 +11,7 @@ pub fn apply(dir: &CgroupDir, pids_max: Option<u64>) -> Result<(), CgroupIoError
     dir.write(MAX, &limit_value(pids_max))
 }
 
-/// Forks refused at pids.max in this cgroup or below.
-pub fn refused_forks(dir: &CgroupDir) -> u64 {
+/// Forks refused at pids.max in this cgroup or below (0 if unreadable).
+pub fn refused_forks_of(dir: &CgroupDir) -> u64 {
     dir.read(EVENTS).ok().and_then(|t| keyed(&t, "max")).unwrap_or(0)
 }
