@@ -11,7 +11,8 @@ use crate::driver::{IMPLEMENTED, select};
 use crate::host::HostFacts;
 
 pub fn doctor() -> Result<ExitCode, Failure> {
-    let facts = HostFacts::probe();
+    let mut facts = HostFacts::probe();
+    facts.systemd_version = crate::host::systemd_version();
     print!("{}", report(&facts));
     Ok(ExitCode::SUCCESS)
 }

@@ -71,7 +71,8 @@ impl HostFacts {
             cgroup2_mount,
             own_cgroup,
             systemd_booted: Path::new("/run/systemd/system").is_dir(),
-            systemd_version: systemd_version(),
+            // Asking costs a fork and exec of systemctl: only doctor asks.
+            systemd_version: None,
             user_bus: runtime_dir.is_some_and(|d| d.join("systemd/private").exists() || d.join("bus").exists()),
             euid,
             psi: fs::read_to_string("/proc/pressure/memory").is_ok(),
@@ -94,9 +95,9 @@ pub fn parse_memtotal(meminfo: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// The running systemd's version, from the manager's own binary rather than
-/// D-Bus so that `doctor` works without a bus.
-fn systemd_version() -> Option<u32> {
+/// The running systemd's version, from systemctl rather than D-Bus so that
+/// `doctor` works without a reachable manager.
+pub fn systemd_version() -> Option<u32> {
     if !Path::new("/run/systemd/system").is_dir() {
         return None;
     }

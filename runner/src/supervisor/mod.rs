@@ -38,9 +38,11 @@ pub fn handled_signals() -> SigSet {
     set
 }
 
-/// How often a SIGKILL is repeated while the tree still has members:
-/// a process forked between a walk and the kill is caught on the next pass.
-const KILL_RETRY: Duration = Duration::from_millis(10);
+/// How often a SIGKILL is repeated while the tree still has members: a
+/// process forked between a walk and the kill is caught on the next pass.
+/// Reaping does not wait for it (SIGCHLD wakes the loop), so the pass can
+/// be spaced: each one walks what is left of the tree.
+const KILL_RETRY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuperviseError {

@@ -43,6 +43,7 @@ pub struct Cgroupfs {
     watch: LeafWatch,
     interval: Duration,
     runner: i32,
+    kill_passes: u32,
 }
 
 impl Cgroupfs {
@@ -87,7 +88,7 @@ impl Cgroupfs {
             budget.session.limits.memory_max,
             budget.server.throttle_timeout,
         )?;
-        Ok(Cgroupfs { watch, interval: budget.server.sample_interval, runner: runner.pid })
+        Ok(Cgroupfs { watch, interval: budget.server.sample_interval, runner: runner.pid, kill_passes: 0 })
     }
 
     pub fn leaf(&self) -> &CgroupDir {
@@ -164,14 +165,22 @@ impl Driver for Cgroupfs {
     }
 
     fn signal_all(&mut self, signal: Signal) -> usize {
-        // The leaf holds the tree; the lineage walk also reaches anything
-        // that moved itself out of it.
-        if signal == Signal::SIGKILL
-            && let Err(e) = self.leaf().write("cgroup.kill", "1")
-        {
-            tracing::warn!("{e}");
+        if signal != Signal::SIGKILL {
+            return signal_descendants(self.runner, signal);
         }
-        signal_descendants(self.runner, signal)
+        // cgroup.kill takes the whole leaf at once, forks in flight
+        // included. The lineage walk is only for a process that moved
+        // itself out of the leaf: it runs if cgroup.kill failed, and on
+        // every fourth repeat while the tree is still not gone.
+        self.kill_passes += 1;
+        let killed = match self.leaf().write("cgroup.kill", "1") {
+            Ok(()) => self.leaf().procs().map(|p| p.len()).unwrap_or(0),
+            Err(e) => {
+                tracing::warn!("{e}");
+                return signal_descendants(self.runner, signal);
+            }
+        };
+        if self.kill_passes.is_multiple_of(4) { killed + signal_descendants(self.runner, signal) } else { killed }
     }
 
     fn members(&self) -> &[ProcessId] {
