@@ -118,10 +118,21 @@ mod tests {
         live.runner = me;
         d.write(&live).expect("write");
 
+        // spawn() returns once the child is inside execve (vfork), before
+        // the kernel has set the new environment's bounds: for a moment
+        // /proc/PID/environ reads empty. There is no event for "exec is
+        // complete", so wait for the marker to show, with a deadline.
+        let entry = format!("{MARKER_VAR}={}", marker(dead_runner));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !table.environ_contains(by_marker.id() as i32, &entry) {
+            assert!(std::time::Instant::now() < deadline, "marker never appeared in the child's environment");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+
         let actions = sweep(&d, &table);
+        use std::os::unix::process::ExitStatusExt;
         assert_eq!(actions.len(), 1, "{actions:?}");
         assert!(matches!(actions[0], SweepAction::Swept { killed: 2, .. }), "{actions:?}");
-        use std::os::unix::process::ExitStatusExt;
         assert_eq!(by_member.wait().expect("wait").signal(), Some(9));
         assert_eq!(by_marker.wait().expect("wait").signal(), Some(9));
         let left: Vec<_> = d.records().into_iter().map(|(_, r)| r.expect("record").runner).collect();
