@@ -3,21 +3,45 @@
 use std::process::ExitCode;
 
 use super::{Failure, OrExit};
+use crate::driver::cgroupfs::root;
+use crate::driver::select;
 use crate::exit;
+use crate::host::HostFacts;
 use crate::state::StateDir;
-use crate::state::sweep::{SweepAction, sweep};
+use crate::state::sweep::{SweepAction, sweep, sweep_orphan_leaves};
 use crate::tree::procfs::Procfs;
 
 pub fn gc() -> Result<ExitCode, Failure> {
     let dir = StateDir::locate().or_exit(exit::RUNNER_FAILED)?;
-    let actions = sweep(&dir, &Procfs::snapshot());
+    let table = Procfs::snapshot();
+    let actions = sweep(&dir, &table);
     for a in &actions {
         println!("{}", describe(a));
     }
-    if actions.is_empty() {
+    let orphans = sweep_orphans(&table);
+    if actions.is_empty() && orphans == 0 {
         println!("nothing to clean up in {}", dir.path().display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Leaves of the cgroupfs driver whose runner is gone without a record.
+/// Returns how many were removed.
+pub fn sweep_orphans(table: &Procfs) -> usize {
+    let facts = HostFacts::probe();
+    if select::cgroupfs_unusable(&facts).is_some() {
+        return 0;
+    }
+    let Ok((_, global)) = root::locate(&facts, None) else { return 0 };
+    let (leaves, killed) = sweep_orphan_leaves(&global, table);
+    if leaves > 0 {
+        println!(
+            "removed {leaves} leftover cgroup{} in {} (killed {killed} processes)",
+            if leaves == 1 { "" } else { "s" },
+            global.path().display()
+        );
+    }
+    leaves
 }
 
 pub fn describe(a: &SweepAction) -> String {

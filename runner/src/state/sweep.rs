@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 
 use crate::driver::cgroupfs::fs::CgroupDir;
+use crate::driver::cgroupfs::hierarchy;
 use crate::state::{MARKER_VAR, RunnerRecord, StateDir, marker};
 use crate::sys::Signal;
 use crate::tree::kill::signal_exact;
@@ -59,9 +60,14 @@ pub fn sweep_leaf(leaf: &CgroupDir) -> usize {
     if !leaf.exists() {
         return 0;
     }
-    let n = leaf.procs().map(|p| p.len()).unwrap_or(0);
-    if let Err(e) = leaf.write("cgroup.kill", "1") {
-        tracing::warn!("{e}");
+    let mut n = 0;
+    // A directory without cgroup.procs is not (or no longer) a cgroup:
+    // nothing to kill, only the directory to remove.
+    if leaf.file("cgroup.procs").exists() {
+        n = leaf.procs().map(|p| p.len()).unwrap_or(0);
+        if let Err(e) = leaf.write("cgroup.kill", "1") {
+            tracing::warn!("{e}");
+        }
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while leaf.remove().is_err() && std::time::Instant::now() < deadline {
@@ -69,10 +75,28 @@ pub fn sweep_leaf(leaf: &CgroupDir) -> usize {
         // a moment. No event exists for "rmdir would succeed now".
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    if let Some(session) = leaf.path().parent() {
-        let _ = std::fs::remove_dir(session);
-    }
     n
+}
+
+/// Leaves under the cgroupfs driver's global cgroup whose owner (named in
+/// the leaf's name) is gone: a runner that died before it wrote its record
+/// leaves no record to sweep by. Returns the leaves swept and the processes
+/// killed; empty session cgroups are removed on the way.
+pub fn sweep_orphan_leaves(global: &CgroupDir, table: &Procfs) -> (usize, usize) {
+    let (mut leaves, mut killed) = (0, 0);
+    for session in global.children() {
+        let session = global.child(&session);
+        for leaf in session.children() {
+            let Some(owner) = hierarchy::leaf_owner(&leaf) else { continue };
+            if table.identity(owner.pid) != Some(owner) {
+                killed += sweep_leaf(&session.child(&leaf));
+                leaves += 1;
+            }
+        }
+        // EBUSY while a live server uses it: fine.
+        let _ = session.remove();
+    }
+    (leaves, killed)
 }
 
 fn kill_marked(rec: &RunnerRecord, table: &Procfs) -> usize {
@@ -138,6 +162,25 @@ mod tests {
         let left: Vec<_> = d.records().into_iter().map(|(_, r)| r.expect("record").runner).collect();
         assert_eq!(left, vec![me]);
         std::fs::remove_dir_all(d.path()).ok();
+    }
+
+    #[test]
+    fn orphan_leaves_of_dead_owners_are_removed() {
+        // A directory tree shaped like the global cgroup (not a real cgroup:
+        // rmdir works on plain empty directories too).
+        let global = crate::driver::cgroupfs::fs::tests::fixture("orphans", &[]);
+        let table = Procfs::snapshot();
+        let me = table.identity(std::process::id() as i32).expect("self");
+        let dead = ProcessId { pid: i32::MAX - 3, start: 9 };
+        for (session, owner) in [("s-a", dead), ("s-b", me)] {
+            std::fs::create_dir_all(global.path().join(session).join(hierarchy::leaf_name(Some("x"), owner)))
+                .expect("mkdir");
+        }
+        let (leaves, killed) = sweep_orphan_leaves(&global, &table);
+        assert_eq!((leaves, killed), (1, 0));
+        assert!(!global.path().join("s-a").exists(), "empty session of the dead owner removed");
+        assert!(global.path().join("s-b").join(hierarchy::leaf_name(Some("x"), me)).exists(), "live leaf kept");
+        std::fs::remove_dir_all(global.path()).ok();
     }
 
     #[test]
