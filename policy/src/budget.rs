@@ -34,19 +34,34 @@ pub struct Limits {
     pub cpu_max: Option<CpuMax>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GlobalBudget {
     pub limits: Limits,
     pub max_servers: Option<u32>,
     pub max_sessions: Option<u32>,
     pub driver: DriverPref,
     pub cgroup_root: Option<PathBuf>,
+    /// How long a spawn that a cap refuses may wait for room before it is refused.
+    pub admission_wait: Duration,
+    /// Free memory a new server needs under the session's and the global
+    /// memory_max, in bytes; 0: no check.
+    pub min_headroom: u64,
+    /// Memory pressure (PSI `some avg10` of the global cgroup, percent)
+    /// above which no new server is admitted; `None` for `"max"`.
+    pub max_pressure: Option<f64>,
 }
+
+/// `max_pressure` is parsed from a percentage in `(0, 100]` and never NaN,
+/// so equality is total.
+impl Eq for GlobalBudget {}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionBudget {
     pub limits: Limits,
     pub max_servers: Option<u32>,
+    /// The least memory_max a session's share of the global memory_max may
+    /// shrink to, in bytes; never above this level's memory_max.
+    pub floor: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +77,9 @@ pub struct ServerBudget {
     pub require: Enforcement,
     pub share: Share,
     pub max_instances: Option<u32>,
+    /// This server's weight; a session's weight is the sum of its live
+    /// servers' weights (see [`session_shares`](crate::session_shares)).
+    pub weight: u32,
 }
 
 /// The budget of one server at every level of the hierarchy.
@@ -173,6 +191,7 @@ mod tests {
             require: Enforcement::Any,
             share: Share::Never,
             max_instances: None,
+            weight: 1,
         }
     }
 
@@ -185,10 +204,14 @@ mod tests {
                 max_sessions: None,
                 driver: DriverPref::Auto,
                 cgroup_root: None,
+                admission_wait: Duration::ZERO,
+                min_headroom: 0,
+                max_pressure: None,
             },
             session: SessionBudget {
                 limits: Limits { memory_max: Some(400), cpu_max: cpu(150_000), ..Limits::default() },
                 max_servers: None,
+                floor: 40,
             },
             server: server(Limits {
                 memory_high: Some(300),

@@ -33,6 +33,15 @@ pub(crate) const GLOBAL: LimitDefaults = LimitDefaults {
 pub(crate) const GLOBAL_MAX_SERVERS: Option<u32> = Some(64);
 pub(crate) const GLOBAL_MAX_SESSIONS: Option<u32> = Some(16);
 pub(crate) const DRIVER: DriverPref = DriverPref::Auto;
+/// Refuse at once: a client waiting on a spawn that may never fit is worse
+/// than a clear refusal it can report.
+pub(crate) const ADMISSION_WAIT: Duration = Duration::ZERO;
+/// Room for a typical Node server (~50-150 MB) to start without pushing
+/// its session or everything into reclaim.
+pub(crate) const MIN_HEADROOM: Size = Size::Bytes(64 << 20);
+/// Past 40% of the last 10 s stalled on memory, the machine is already
+/// thrashing; another server would make it worse for every session.
+pub(crate) const MAX_PRESSURE: Option<Percent> = Some(Percent::from_ppm(40 * 10_000));
 
 pub(crate) const SESSION: LimitDefaults = LimitDefaults {
     memory_max: pct(50),
@@ -42,6 +51,9 @@ pub(crate) const SESSION: LimitDefaults = LimitDefaults {
     cpu_max: None,
 };
 pub(crate) const SESSION_MAX_SERVERS: Option<u32> = Some(32);
+/// However many sessions share the global cap, each keeps a tenth of it:
+/// enough for a handful of typical servers.
+pub(crate) const SESSION_FLOOR: Size = pct(10);
 
 pub(crate) const SERVER: LimitDefaults = LimitDefaults {
     memory_max: pct(50),
@@ -57,6 +69,7 @@ pub(crate) const THROTTLE_TIMEOUT: Option<Duration> = Some(Duration::from_secs(6
 pub(crate) const REQUIRE: Enforcement = Enforcement::Any;
 pub(crate) const SHARE: Share = Share::Never;
 pub(crate) const MAX_INSTANCES: Option<u32> = None;
+pub(crate) const WEIGHT: u32 = 1;
 
 /// The userland driver samples memory; faster than this costs more CPU
 /// than the servers it watches.

@@ -22,13 +22,17 @@ use crate::schema::{
     DEFAULTS_KEYS, Entry, GLOBAL_KEYS, GlobalKeys, LimitKeys, Opt, PolicyFile, SECTIONS, SERVER_KEYS, SESSION_KEYS,
     ServerKeys, SessionKeys, entry_label, sections_with_key,
 };
-use crate::size::{EXPECTED_SIZE, Size, parse_size};
+use crate::size::{EXPECTED_SIZE, Percent, Size, WHOLE, parse_size, percent_ppm, split_number};
 
 const EXPECTED_COUNT: &str = r#"expected a positive integer or "max""#;
 const EXPECTED_THROTTLE: &str = r#"expected a duration like "60s", or "never""#;
 const EXPECTED_PATH: &str = r#"expected an absolute path like "/sys/fs/cgroup/mcp-runner""#;
 const EXPECTED_PATTERNS: &str = r#"expected a list of patterns like ["npx * @scope/server*"]"#;
 const EXPECTED_PATTERN: &str = r#"expected a pattern like "npx * @scope/server*""#;
+const EXPECTED_HEADROOM: &str = r#"expected a size like "64M" or "5%", or "0" to disable the check"#;
+const EXPECTED_PRESSURE: &str = r#"expected a percentage like "40%", or "max" to disable the check"#;
+const EXPECTED_FLOOR: &str = r#"expected a size like "512M" or "10%""#;
+const EXPECTED_WEIGHT: &str = "expected a positive integer";
 /// How much of an offending value to quote back.
 const QUOTE_CHARS: usize = 40;
 
@@ -198,6 +202,9 @@ impl Decoder<'_> {
                 "max_sessions" => g.max_sessions = self.count(key, v),
                 "driver" => g.driver = self.choice(key, v, DriverPref::NAMES, DriverPref::from_name),
                 "cgroup_root" => g.cgroup_root = self.value(key, v, cgroup_root),
+                "admission_wait" => g.admission_wait = self.value(key, v, |v| duration(v, EXPECTED_DURATION)),
+                "min_headroom" => g.min_headroom = self.value(key, v, min_headroom),
+                "max_pressure" => g.max_pressure = self.value(key, v, max_pressure),
                 _ => self.unknown_key(k, "[global]", GLOBAL_KEYS),
             }
         }
@@ -213,6 +220,7 @@ impl Decoder<'_> {
             }
             match key {
                 "max_servers" => s.max_servers = self.count(key, v),
+                "floor" => s.floor = self.value(key, v, floor),
                 _ => self.unknown_key(k, "[session]", SESSION_KEYS),
             }
         }
@@ -237,6 +245,7 @@ impl Decoder<'_> {
                 "require" => s.require = self.choice(key, v, Enforcement::NAMES, Enforcement::from_name),
                 "share" => s.share = self.choice(key, v, Share::NAMES, Share::from_name),
                 "max_instances" => s.max_instances = self.count(key, v),
+                "weight" => s.weight = self.value(key, v, weight),
                 "match" if valid.contains(&"match") => patterns = self.patterns(v),
                 _ => self.unknown_key(k, label, valid),
             }
@@ -372,6 +381,64 @@ fn size(value: &DeValue<'_>, zero_ok: bool) -> Result<Size, String> {
     Ok(size)
 }
 
+/// Free memory a new server needs; `"0"` turns the check off, and `"max"`
+/// would refuse every server, so it is not a size here.
+fn min_headroom(value: &DeValue<'_>) -> Result<Size, String> {
+    match size(value, true) {
+        Ok(Size::Max) => Err(format!("\"max\" would refuse every server; {EXPECTED_HEADROOM}")),
+        Ok(size) => Ok(size),
+        Err(reason) if reason == EXPECTED_SIZE => Err(EXPECTED_HEADROOM.into()),
+        Err(reason) => Err(reason),
+    }
+}
+
+/// PSI reports the share of time stalled, so only `0% < P <= 100%` means
+/// anything; `None` is `"max"`.
+fn max_pressure(value: &DeValue<'_>) -> Result<Option<Percent>, String> {
+    match value {
+        DeValue::String(s) if s == "max" => Ok(None),
+        DeValue::String(s) => {
+            let n = split_number(s).filter(|n| n.unit == "%").ok_or(EXPECTED_PRESSURE)?;
+            match u32::try_from(percent_ppm(&n)?) {
+                Ok(ppm) if ppm > 0 && ppm <= WHOLE => Ok(Some(Percent::from_ppm(ppm))),
+                _ => Err(r#"a pressure must be above 0% and at most 100%; use "max" to disable the check"#.into()),
+            }
+        }
+        DeValue::Integer(i) => match integer(i) {
+            Some(n) if (1..=100).contains(&n) => Err(format!("{EXPECTED_PRESSURE} (write \"{n}%\")")),
+            _ => Err(EXPECTED_PRESSURE.into()),
+        },
+        _ => Err(EXPECTED_PRESSURE.into()),
+    }
+}
+
+/// The least a session's share may shrink to: a real amount, neither
+/// unlimited nor nothing.
+fn floor(value: &DeValue<'_>) -> Result<Size, String> {
+    match size(value, true) {
+        Ok(Size::Max) => Err(format!("a floor cannot be \"max\"; {EXPECTED_FLOOR}")),
+        Ok(Size::Bytes(0)) => {
+            Err(format!("a floor of 0 would let a session's share shrink to nothing; {EXPECTED_FLOOR}"))
+        }
+        Ok(size) => Ok(size),
+        Err(reason) if reason == EXPECTED_SIZE => Err(EXPECTED_FLOOR.into()),
+        Err(reason) => Err(reason),
+    }
+}
+
+fn weight(value: &DeValue<'_>) -> Result<u32, String> {
+    match value {
+        DeValue::Integer(i) => match integer(i) {
+            Some(n) if n > 0 => u32::try_from(n).map_err(|_| format!("too large; {EXPECTED_WEIGHT}")),
+            _ => Err(EXPECTED_WEIGHT.into()),
+        },
+        DeValue::String(s) if s.parse::<u64>().is_ok_and(|n| n > 0) => {
+            Err(format!("{EXPECTED_WEIGHT} (write {s} without quotes)"))
+        }
+        _ => Err(EXPECTED_WEIGHT.into()),
+    }
+}
+
 fn cpu(value: &DeValue<'_>) -> Result<Option<crate::cpu::CpuMax>, String> {
     match value {
         DeValue::String(s) => parse_cpu(s),
@@ -479,7 +546,7 @@ mod tests {
         assert_eq!(
             one_error("[session]\n  colour = 1\n"),
             "p.toml:2:3: unknown key \"colour\" in [session]; valid keys are memory_max, \
-             memory_high, swap_max, pids_max, cpu_max, max_servers"
+             memory_high, swap_max, pids_max, cpu_max, max_servers, floor"
         );
     }
 
@@ -674,6 +741,171 @@ mod tests {
         assert_eq!(
             one_error("[defaults]\nshare = \"sometimes\"\n"),
             "p.toml:2:9: invalid share \"sometimes\": expected \"never\", \"auto\" or \"always\""
+        );
+    }
+
+    #[test]
+    fn admission_keys_decode() {
+        let text = "[global]\nadmission_wait = \"5s\"\nmin_headroom = \"5%\"\nmax_pressure = \"12.5%\"\n\
+                    [session]\nfloor = \"1G\"\n[defaults]\nweight = 2\n[server.a]\nweight = 3\n";
+        let file = decode(text, "p").unwrap();
+        let g = &file.global;
+        assert_eq!(g.admission_wait.as_ref().map(|l| l.value), Some(std::time::Duration::from_secs(5)));
+        assert_eq!(g.min_headroom.as_ref().map(|l| l.value), Some(Size::Percent(Percent::from_ppm(50_000))));
+        assert_eq!(g.max_pressure.as_ref().map(|l| l.value), Some(Some(Percent::from_ppm(125_000))));
+        assert_eq!(file.session.floor.map(|l| l.value), Some(Size::Bytes(1 << 30)));
+        assert_eq!(file.defaults.weight.map(|l| l.value), Some(2));
+        assert_eq!(
+            file.entries[0].keys.weight.as_ref().map(|l| (l.value, l.at)),
+            Some((3, Some(Location { line: 10, column: 10 })))
+        );
+    }
+
+    #[test]
+    fn admission_wait_is_a_duration() {
+        assert!(errors("[global]\nadmission_wait = \"0s\"\n").is_empty());
+        assert_eq!(
+            one_error("[global]\nadmission_wait = 5\n"),
+            "p.toml:2:18: invalid admission_wait 5: expected a duration like \"500ms\", \"30s\", \
+             \"10m\" or \"1h\""
+        );
+        assert!(one_error("[global]\nadmission_wait = \"never\"\n").contains("expected a duration"));
+    }
+
+    #[test]
+    fn min_headroom_is_a_size_or_zero() {
+        for ok in ["0", "\"0\"", "\"64M\"", "\"5%\"", "67108864"] {
+            assert!(errors(&format!("[global]\nmin_headroom = {ok}\n")).is_empty(), "{ok}");
+        }
+        let e = |v: &str| one_error(&format!("[global]\nmin_headroom = {v}\n"));
+        assert_eq!(
+            e("\"max\""),
+            "p.toml:2:16: invalid min_headroom \"max\": \"max\" would refuse every server; expected \
+             a size like \"64M\" or \"5%\", or \"0\" to disable the check"
+        );
+        assert_eq!(
+            e("\"lots\""),
+            "p.toml:2:16: invalid min_headroom \"lots\": expected a size like \"64M\" or \"5%\", or \
+             \"0\" to disable the check"
+        );
+        assert!(e("true").ends_with("or \"0\" to disable the check"));
+        assert!(e("-1").ends_with("a size cannot be negative"));
+        assert!(e("\"150%\"").ends_with("a percentage must be above 0% and at most 100%"));
+    }
+
+    #[test]
+    fn max_pressure_is_a_percentage_or_max() {
+        for ok in ["\"max\"", "\"40%\"", "\"100%\"", "\"0.5%\""] {
+            assert!(errors(&format!("[global]\nmax_pressure = {ok}\n")).is_empty(), "{ok}");
+        }
+        let e = |v: &str| one_error(&format!("[global]\nmax_pressure = {v}\n"));
+        assert_eq!(
+            e("40"),
+            "p.toml:2:16: invalid max_pressure 40: expected a percentage like \"40%\", or \"max\" to \
+             disable the check (write \"40%\")"
+        );
+        for bad in ["\"0%\"", "\"100.5%\""] {
+            assert_eq!(
+                e(bad),
+                format!(
+                    "p.toml:2:16: invalid max_pressure {bad}: a pressure must be above 0% and at most \
+                     100%; use \"max\" to disable the check"
+                )
+            );
+        }
+        for bad in ["\"40\"", "\"4G\"", "0", "101", "0.4", "\"off\""] {
+            assert!(e(bad).ends_with("expected a percentage like \"40%\", or \"max\" to disable the check"), "{bad}");
+        }
+        assert!(e("\"1.00001%\"").ends_with("a percentage has at most 4 decimal places"));
+    }
+
+    #[test]
+    fn floor_is_a_size_above_zero() {
+        for ok in ["\"10%\"", "\"512M\"", "1"] {
+            assert!(errors(&format!("[session]\nfloor = {ok}\n")).is_empty(), "{ok}");
+        }
+        let e = |v: &str| one_error(&format!("[session]\nfloor = {v}\n"));
+        assert_eq!(
+            e("\"max\""),
+            "p.toml:2:9: invalid floor \"max\": a floor cannot be \"max\"; expected a size like \
+             \"512M\" or \"10%\""
+        );
+        for zero in ["0", "\"0\"", "\"0K\""] {
+            assert_eq!(
+                e(zero),
+                format!(
+                    "p.toml:2:9: invalid floor {zero}: a floor of 0 would let a session's share \
+                     shrink to nothing; expected a size like \"512M\" or \"10%\""
+                )
+            );
+        }
+        assert_eq!(e("\"big\""), "p.toml:2:9: invalid floor \"big\": expected a size like \"512M\" or \"10%\"");
+        assert!(e("\"0%\"").ends_with("a percentage must be above 0% and at most 100%"));
+    }
+
+    #[test]
+    fn weight_is_a_positive_integer() {
+        assert!(errors("[defaults]\nweight = 1\n[server.a]\nweight = 4294967295\n").is_empty());
+        for bad in ["0", "-1", "1.5", "\"max\"", "true"] {
+            assert_eq!(
+                one_error(&format!("[defaults]\nweight = {bad}\n")),
+                format!("p.toml:2:10: invalid weight {bad}: expected a positive integer")
+            );
+        }
+        assert_eq!(
+            one_error("[server.a]\nweight = \"2\"\n"),
+            "p.toml:2:10: invalid weight \"2\": expected a positive integer (write 2 without quotes)"
+        );
+        assert_eq!(
+            one_error("[defaults]\nweight = 4294967296\n"),
+            "p.toml:2:10: invalid weight 4294967296: too large; expected a positive integer"
+        );
+    }
+
+    #[test]
+    fn admission_keys_elsewhere_say_where_they_belong() {
+        let cases = [
+            ("[session]\nmin_headroom = 0\n", "key \"min_headroom\" is not valid in [session]; it belongs in [global]"),
+            (
+                "[defaults]\nadmission_wait = \"1s\"\n",
+                "key \"admission_wait\" is not valid in [defaults]; it belongs in [global]",
+            ),
+            (
+                "[server.a]\nmax_pressure = \"max\"\n",
+                "key \"max_pressure\" is not valid in [server.a]; it belongs in [global]",
+            ),
+            ("[defaults]\nfloor = \"1G\"\n", "key \"floor\" is not valid in [defaults]; it belongs in [session]"),
+            (
+                "[global]\nweight = 2\n",
+                "key \"weight\" is not valid in [global]; it belongs in [defaults], [server.NAME]",
+            ),
+            (
+                "[session]\nweight = 2\n",
+                "key \"weight\" is not valid in [session]; it belongs in [defaults], [server.NAME]",
+            ),
+            (
+                "[global]\nmax_presure = \"40%\"\n",
+                "unknown key \"max_presure\" in [global]; did you mean \"max_pressure\"?",
+            ),
+            ("[global]\nmin_headrom = 0\n", "unknown key \"min_headrom\" in [global]; did you mean \"min_headroom\"?"),
+            (
+                "[global]\nadmision_wait = \"1s\"\n",
+                "unknown key \"admision_wait\" in [global]; did you mean \"admission_wait\"?",
+            ),
+            ("[session]\nflor = \"1G\"\n", "unknown key \"flor\" in [session]; did you mean \"floor\"?"),
+            ("[server.a]\nwieght = 2\n", "unknown key \"wieght\" in [server.a]; did you mean \"weight\"?"),
+        ];
+        for (text, message) in cases {
+            assert_eq!(one_error(text), format!("p.toml:2:1: {message}"), "{text}");
+        }
+        assert_eq!(
+            one_error("weight = 1\n"),
+            "p.toml:1:1: key \"weight\" must be inside a section: it is valid in [defaults], [server.NAME]"
+        );
+        assert_eq!(
+            one_error("[server]\nweight = 1\n"),
+            "p.toml:2:1: key \"weight\" is not valid directly in [server]; put it in \
+             [server.NAME] for one server, or in [defaults] for every server"
         );
     }
 

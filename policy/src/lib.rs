@@ -28,6 +28,12 @@
 //! - `None` in [`Limits`] means "no limit of this level's own": the levels
 //!   above still apply. [`Effective::tightest`] folds them for drivers that
 //!   have no hierarchy.
+//! - `[session] floor` and `[global] min_headroom` must fit under the
+//!   session's memory_max (the global one if the session has none), by the
+//!   same rule: written above it is an error, a built-in is lowered to it.
+//! - With several sessions live, [`session_shares`] splits the global
+//!   memory_max between them by weight, within `[floor, session
+//!   memory_max]`; [`session_high`] scales memory_high to a share.
 //!
 //! # Why these defaults
 //!
@@ -41,7 +47,10 @@
 //! of a thrashing machine, and a server pinned at `memory_high` for 60 s is
 //! killed rather than left hanging its client. Counts (1024 pids per
 //! server, 32 servers per session, 64 in all, 16 sessions) stop fork bombs
-//! and respawn loops while staying far above normal use.
+//! and respawn loops while staying far above normal use. A new server is
+//! admitted with 64 MiB free under its session's and the global
+//! memory_max and memory pressure under 40%, and refused at once otherwise:
+//! a client is better served by a clear refusal than by a hung spawn.
 
 #![forbid(unsafe_code)]
 
@@ -56,6 +65,7 @@ mod located;
 mod report;
 mod resolve;
 mod schema;
+mod shares;
 mod size;
 
 use std::path::Path;
@@ -68,6 +78,7 @@ pub use cpu::CpuMax;
 pub use diag::{Diagnostic, PolicyError};
 pub use located::Location;
 pub use report::{Report, ServerReport};
+pub use shares::{session_high, session_shares};
 pub use size::format_bytes;
 
 use resolve::Resolver;
@@ -237,6 +248,21 @@ match = ["npx * @modelcontextprotocol/server-github*"]   # optional: glob patter
         assert_eq!(e.global.driver, DriverPref::Auto);
         assert_eq!(e.server.require, Enforcement::Any);
         assert_eq!(e.server.share, Share::Never);
+        assert_eq!(e.global.admission_wait, std::time::Duration::ZERO);
+        assert_eq!(e.global.min_headroom, 64 << 20);
+        assert_eq!(e.global.max_pressure, Some(40.0));
+        assert_eq!(e.session.floor, 8 * GIB / 10);
+        assert_eq!(e.server.weight, 1);
+    }
+
+    #[test]
+    fn the_admission_defaults_spelled_out_are_the_builtin_ones() {
+        let text = "[global]\nadmission_wait = \"0s\"\nmin_headroom = \"64M\"\nmax_pressure = \"40%\"\n\
+                    [session]\nfloor = \"10%\"\n[defaults]\nweight = 1\n";
+        let args = argv(&["node", "x.js"]);
+        let req = ServerRequest { name: None, argv: &args };
+        let spelled = from_str(text, "p.toml").unwrap();
+        assert_eq!(spelled.resolve(&req, &HOST_16G).unwrap(), builtin().resolve(&req, &HOST_16G).unwrap());
     }
 
     #[test]

@@ -122,7 +122,19 @@ impl fmt::Display for Report {
             g.driver,
             root
         )?;
-        writeln!(f, "session: max_servers {}", count(self.session.max_servers))?;
+        writeln!(
+            f,
+            "         admission_wait {}, min_headroom {}, max_pressure {}",
+            format_duration(g.admission_wait),
+            format_bytes(g.min_headroom),
+            g.max_pressure.map_or_else(|| "max".to_owned(), |p| format!("{p}%"))
+        )?;
+        writeln!(
+            f,
+            "session: max_servers {}, floor {}",
+            count(self.session.max_servers),
+            format_bytes(self.session.floor)
+        )?;
         writeln!(f)?;
 
         let header = [
@@ -134,6 +146,7 @@ impl fmt::Display for Report {
             "require",
             "share",
             "max_instances",
+            "weight",
             "match",
         ];
         let mut rows = vec![header.iter().map(|s| s.to_string()).collect()];
@@ -149,6 +162,7 @@ impl fmt::Display for Report {
                 b.require.to_string(),
                 b.share.to_string(),
                 count(b.max_instances),
+                b.weight.to_string(),
                 patterns.join(", "),
             ]);
         }
@@ -173,8 +187,13 @@ mod tests {
         let text = r#"
 [global]
 cpu_max = "400%"
+admission_wait = "5s"
+max_pressure = "max"
+[session]
+floor = "1.5G"
 [server.fs]
 memory_max = "512M"
+weight = 3
 match = ["npx * @modelcontextprotocol/server-filesystem *", "node */fs.js"]
 throttle_timeout = "never"
 sample_interval = "1500ms"
@@ -191,11 +210,12 @@ global           8.0 GiB     7.2 GiB      max       8192      400%
 (max: no limit of its own; the levels above it still apply)
 
 global:  max_sessions 16, max_servers 64, driver auto, cgroup_root chosen by the driver
-session: max_servers 32
+         admission_wait 5s, min_headroom 64.0 MiB, max_pressure max
+session: max_servers 32, floor 1.5 GiB
 
-             grace  kill_timeout  sample_interval  throttle_timeout  require  share  max_instances  match
-[defaults]   3s     2s            500ms            1m                any      never  max
-[server.fs]  3s     2s            1500ms           never             any      never  max            "npx * @modelcontextprotocol/server-filesystem *", "node */fs.js"
+             grace  kill_timeout  sample_interval  throttle_timeout  require  share  max_instances  weight  match
+[defaults]   3s     2s            500ms            1m                any      never  max            1
+[server.fs]  3s     2s            1500ms           never             any      never  max            3       "npx * @modelcontextprotocol/server-filesystem *", "node */fs.js"
 "#;
         assert_eq!(report.as_deref(), Ok(expected));
     }
@@ -207,5 +227,15 @@ session: max_servers 32
         let names: Vec<Option<String>> =
             report.map(|r| r.servers.into_iter().map(|s| s.budget.entry).collect()).unwrap_or_default();
         assert_eq!(names, [None, Some("b".into()), Some("a".into())]);
+    }
+
+    #[test]
+    fn shows_the_builtin_admission_defaults() {
+        let report = crate::builtin().report(&HOST_16G).map(|r| r.to_string()).unwrap_or_default();
+        assert!(report.contains("admission_wait 0s, min_headroom 64.0 MiB, max_pressure 40%\n"), "{report}");
+        assert!(report.contains("session: max_servers 32, floor 819 MiB\n"), "{report}");
+        let text = "[global]\nmax_pressure = \"12.5%\"\nmin_headroom = 0\n";
+        let report = from_str(text, "p").and_then(|p| p.report(&HOST_16G)).map(|r| r.to_string()).unwrap_or_default();
+        assert!(report.contains("min_headroom 0 B, max_pressure 12.5%\n"), "{report}");
     }
 }

@@ -18,7 +18,7 @@ use crate::cpu::CpuMax;
 use crate::diag::Diagnostic;
 use crate::located::Location;
 use crate::schema::{Entry, LimitKeys, Opt, PolicyFile};
-use crate::size::{Size, format_bytes};
+use crate::size::{Size, WHOLE, format_bytes};
 
 /// A memory amount during resolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -476,8 +476,54 @@ impl<'p> Resolver<'p> {
             max_sessions: pick(&[(&g.max_sessions, "[global]", 1)], builtin::GLOBAL_MAX_SESSIONS).value,
             driver: pick(&[(&g.driver, "[global]", 1)], builtin::DRIVER).value,
             cgroup_root: g.cgroup_root.as_ref().map(|l| l.value.clone()),
+            admission_wait: pick(&[(&g.admission_wait, "[global]", 1)], builtin::ADMISSION_WAIT).value,
+            // Checked against the session's memory_max once that is known: see `upper`.
+            min_headroom: 0,
+            max_pressure: pick(&[(&g.max_pressure, "[global]", 1)], builtin::MAX_PRESSURE)
+                .value
+                .map(|p| f64::from(p.ppm()) / f64::from(WHOLE / 100)),
         };
         (budget, node)
+    }
+
+    /// A memory amount that must fit under the nearest memory_max at or
+    /// below its own level (`ceiling`): written above it is an error, a
+    /// built-in above it is lowered to it.
+    fn under_memory(
+        &mut self,
+        (level, key): (Level, &str),
+        src: &Src<Size>,
+        value: Amount,
+        ceiling: Option<&Ceiling<Amount>>,
+        rule: &str,
+    ) -> Amount {
+        let Some(ceiling) = ceiling else {
+            return value;
+        };
+        if value.above(ceiling.value) != Some(true) {
+            return value;
+        }
+        if src.is_builtin() {
+            return ceiling.value;
+        }
+        let (mine, theirs) = if value.show() == ceiling.value.show() {
+            (value.exact(), ceiling.value.exact())
+        } else {
+            (value.show(), ceiling.value.show())
+        };
+        let raw = percent_text(src.value).map(|r| format!(" ({r})")).unwrap_or_default();
+        let whose = if ceiling.level == level { "its".to_owned() } else { format!("the {}", ceiling.level.name()) };
+        let via = match (level, ceiling.level) {
+            (Level::Session, Level::Global) => ", which applies because the session sets none",
+            _ => "",
+        };
+        let message = format!(
+            "{section} {key} {mine}{raw} is above {whose} memory_max {theirs} ({from}){via}; {rule}",
+            section = src.section(),
+            from = ceiling.provenance,
+        );
+        self.error(src.at, message);
+        value
     }
 
     fn session(&mut self, global: &GlobalBudget, parent: &Node) -> (SessionBudget, Node) {
@@ -495,8 +541,33 @@ impl<'p> Resolver<'p> {
             let child = Child { level: Level::Session, key: "max_servers", src: &servers, value: n, raw: None };
             max_servers = Some(self.fit(child, Some(&ceiling)).0);
         }
-        let budget = SessionBudget { limits: resolved.limits(), max_servers };
+
+        // A percentage is of the same base as the session's memory_max.
+        let floor = pick(&[(&self.file.session.floor, "[session]", 1)], builtin::SESSION_FLOOR);
+        let amount = Amount::of(floor.value, parent.base);
+        const RULE: &str = "a session's share never exceeds that memory_max, so its floor cannot either";
+        let floor = self.under_memory((Level::Session, "floor"), &floor, amount, node.memory.as_ref(), RULE);
+
+        let budget = SessionBudget { limits: resolved.limits(), max_servers, floor: floor.bytes().unwrap_or(0) };
         (budget, node)
+    }
+
+    /// `min_headroom`, a percentage of the global memory_max, must fit
+    /// under the session's: a new server needs that much free in both.
+    fn min_headroom(&mut self, global: &Node, session: &Node) -> u64 {
+        let headroom = pick(&[(&self.file.global.min_headroom, "[global]", 1)], builtin::MIN_HEADROOM);
+        let amount = Amount::of(headroom.value, global.base);
+        let key = (Level::Global, "min_headroom");
+        const RULE: &str = "no server could ever be admitted";
+        self.under_memory(key, &headroom, amount, session.memory.as_ref(), RULE).bytes().unwrap_or(0)
+    }
+
+    /// The global and session budgets, and what the session hands down.
+    fn upper(&mut self) -> (GlobalBudget, SessionBudget, Node) {
+        let (mut global, gnode) = self.global();
+        let (session, snode) = self.session(&global, &gnode);
+        global.min_headroom = self.min_headroom(&gnode, &snode);
+        (global, session, snode)
     }
 
     /// The budget of a server matched to `entry`, or of `[defaults]`.
@@ -528,13 +599,13 @@ impl<'p> Resolver<'p> {
             require: value!(require, builtin::REQUIRE),
             share: value!(share, builtin::SHARE),
             max_instances: value!(max_instances, builtin::MAX_INSTANCES),
+            weight: value!(weight, builtin::WEIGHT),
         }
     }
 
     /// The budget of one server matched to `entry` (`None`: `[defaults]`).
     pub(crate) fn one(&mut self, entry: Option<&Entry>) -> Effective {
-        let (global, gnode) = self.global();
-        let (session, snode) = self.session(&global, &gnode);
+        let (global, session, snode) = self.upper();
         let server = self.server(entry, &snode);
         Effective { global, session, server }
     }
@@ -542,8 +613,7 @@ impl<'p> Resolver<'p> {
     /// Every budget the file can produce: the global and session ones,
     /// `[defaults]`, then each entry in file order.
     pub(crate) fn everything(&mut self) -> (GlobalBudget, SessionBudget, Vec<ServerBudget>) {
-        let (global, gnode) = self.global();
-        let (session, snode) = self.session(&global, &gnode);
+        let (global, session, snode) = self.upper();
         let file = self.file;
         let mut servers = vec![self.server(None, &snode)];
         for entry in &file.entries {
@@ -828,6 +898,99 @@ mod tests {
         assert!(p.report(&gib(64)).is_ok());
     }
 
+    #[test]
+    fn admission_percentages_are_of_the_global_memory_max() {
+        let text = "[global]\nmemory_max = \"4G\"\nmin_headroom = \"5%\"\nmax_pressure = \"12.5%\"\n\
+                    [session]\nfloor = \"25%\"\n";
+        let e = resolve(text, None, HOST_16G).unwrap();
+        assert_eq!(e.global.min_headroom, 4 * GIB / 20);
+        assert_eq!(e.global.max_pressure, Some(12.5));
+        assert_eq!(e.session.floor, GIB);
+        // With no global memory_max, like memory_high: of physical memory.
+        let text = "[global]\nmemory_max = \"max\"\nmin_headroom = \"1%\"\n\
+                    [session]\nmemory_max = \"max\"\nfloor = \"25%\"\n";
+        let e = resolve(text, None, HOST_16G).unwrap();
+        assert_eq!(e.global.min_headroom, 16 * GIB / 100);
+        assert_eq!(e.session.floor, 4 * GIB);
+        let e = resolve("[global]\nmin_headroom = 0\nmax_pressure = \"max\"\n", None, HOST_16G).unwrap();
+        assert_eq!((e.global.min_headroom, e.global.max_pressure), (0, None));
+    }
+
+    #[test]
+    fn a_written_floor_above_the_session_memory_max_is_an_error() {
+        assert_eq!(
+            load_errors("[session]\nmemory_max = \"2G\"\nfloor = \"3G\"\n"),
+            ["p.toml:3:9: [session] floor 3.0 GiB is above its memory_max 2.0 GiB (set at 2:14); \
+              a session's share never exceeds that memory_max, so its floor cannot either"]
+        );
+        assert_eq!(
+            resolve("[session]\nmemory_max = \"2G\"\nfloor = \"2G\"\n", None, HOST_16G).unwrap().session.floor,
+            2 * GIB
+        );
+        // Against a built-in memory_max, found once the host is known.
+        let text = "[session]\nfloor = \"60%\"\n";
+        assert!(load_errors(text).is_empty());
+        assert_eq!(
+            resolve(text, None, HOST_16G).unwrap_err(),
+            "p.toml:2:9: [session] floor 4.8 GiB (\"60%\") is above its memory_max 4.0 GiB (built-in \
+             default \"50%\"); a session's share never exceeds that memory_max, so its floor cannot \
+             either"
+        );
+        let text = "[global]\nmemory_max = \"4G\"\n[session]\nmemory_max = \"max\"\nfloor = \"5G\"\n";
+        assert_eq!(
+            load_errors(text),
+            ["p.toml:5:9: [session] floor 5.0 GiB is above the global memory_max 4.0 GiB (set at \
+              2:14), which applies because the session sets none; a session's share never exceeds \
+              that memory_max, so its floor cannot either"]
+        );
+    }
+
+    #[test]
+    fn the_builtin_floor_is_lowered_to_a_written_session_memory_max() {
+        let e = resolve("[session]\nmemory_max = \"256M\"\n", None, HOST_16G).unwrap();
+        assert_eq!(e.session.floor, 256 * MIB);
+        let e = resolve("[session]\nmemory_max = \"5%\"\n", None, HOST_16G).unwrap();
+        assert_eq!(e.session.floor, 8 * GIB / 20);
+        let e = resolve("[global]\nmemory_max = \"1G\"\n", None, HOST_16G).unwrap();
+        assert_eq!(e.session.floor, GIB / 10);
+    }
+
+    #[test]
+    fn min_headroom_must_fit_under_the_session_memory_max() {
+        let text = "[session]\nmemory_max = \"1G\"\n[global]\nmin_headroom = \"2G\"\n";
+        assert_eq!(
+            load_errors(text),
+            ["p.toml:4:16: [global] min_headroom 2.0 GiB is above the session memory_max 1.0 GiB \
+              (set at 2:14); no server could ever be admitted"]
+        );
+        let text = "[global]\nmemory_max = \"1G\"\nmin_headroom = \"2G\"\n[session]\nmemory_max = \"max\"\n";
+        assert_eq!(
+            load_errors(text),
+            ["p.toml:3:16: [global] min_headroom 2.0 GiB is above its memory_max 1.0 GiB (set at \
+              2:14); no server could ever be admitted"]
+        );
+        let text = "[global]\nmin_headroom = \"5G\"\n";
+        assert!(load_errors(text).is_empty());
+        assert_eq!(
+            resolve(text, None, HOST_16G).unwrap_err(),
+            "p.toml:2:16: [global] min_headroom 5.0 GiB is above the session memory_max 4.0 GiB \
+             (built-in default \"50%\"); no server could ever be admitted"
+        );
+        // The built-in 64M is lowered instead; nothing limited: kept.
+        let e = resolve("[session]\nmemory_max = \"32M\"\n", None, HOST_16G).unwrap();
+        assert_eq!(e.global.min_headroom, 32 * MIB);
+        let e = resolve("[global]\nmemory_max = \"max\"\n[session]\nmemory_max = \"max\"\n", None, HOST_16G).unwrap();
+        assert_eq!(e.global.min_headroom, 64 * MIB);
+    }
+
+    #[test]
+    fn entries_inherit_weight_from_defaults() {
+        let text = "[defaults]\nweight = 2\n[server.a]\nweight = 5\n[server.b]\n";
+        assert_eq!(resolve(text, Some("a"), HOST_16G).unwrap().server.weight, 5);
+        assert_eq!(resolve(text, Some("b"), HOST_16G).unwrap().server.weight, 2);
+        assert_eq!(resolve("", None, HOST_16G).unwrap().server.weight, 1);
+    }
+
     // ---- property tests over generated policies -------------------------
 
     /// xorshift64*: deterministic, dependency-free, good enough to explore.
@@ -1001,6 +1164,10 @@ mod tests {
                     ];
                     let set_values: Vec<u64> = chain.iter().flatten().copied().collect();
                     assert!(set_values.windows(2).all(|w| w[1] <= w[0]), "{text}");
+                    // Built-in floor and headroom are lowered under whatever memory_max applies.
+                    let session_cap = report.session.limits.memory_max.or(report.global.limits.memory_max);
+                    assert!(report.session.floor <= session_cap.unwrap_or(u64::MAX), "{text}");
+                    assert!(report.global.min_headroom <= session_cap.unwrap_or(u64::MAX), "{text}");
                 }
                 (Err(err), d, e) => {
                     rejected += 1;

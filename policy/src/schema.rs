@@ -13,7 +13,7 @@ use crate::budget::{DriverPref, Enforcement, ServerRequest, Share};
 use crate::cpu::CpuMax;
 use crate::glob::Glob;
 use crate::located::{Located, Location};
-use crate::size::Size;
+use crate::size::{Percent, Size};
 
 /// Optional value with its position.
 pub(crate) type Opt<T> = Option<Located<T>>;
@@ -38,12 +38,19 @@ pub(crate) struct GlobalKeys {
     pub(crate) max_sessions: Opt<Count<u32>>,
     pub(crate) driver: Opt<DriverPref>,
     pub(crate) cgroup_root: Opt<PathBuf>,
+    pub(crate) admission_wait: Opt<Duration>,
+    /// `Size::Bytes(0)` disables the check; never `Size::Max`.
+    pub(crate) min_headroom: Opt<Size>,
+    /// Inner `None` is `"max"`.
+    pub(crate) max_pressure: Opt<Option<Percent>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SessionKeys {
     pub(crate) limits: LimitKeys,
     pub(crate) max_servers: Opt<Count<u32>>,
+    /// Never `Size::Max` or 0.
+    pub(crate) floor: Opt<Size>,
 }
 
 /// `[defaults]`, and the overrides of one `[server.NAME]` entry.
@@ -58,6 +65,7 @@ pub(crate) struct ServerKeys {
     pub(crate) require: Opt<Enforcement>,
     pub(crate) share: Opt<Share>,
     pub(crate) max_instances: Opt<Count<u32>>,
+    pub(crate) weight: Opt<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,9 +122,12 @@ pub(crate) const GLOBAL_KEYS: &[&str] = &[
     "max_sessions",
     "driver",
     "cgroup_root",
+    "admission_wait",
+    "min_headroom",
+    "max_pressure",
 ];
 pub(crate) const SESSION_KEYS: &[&str] =
-    &["memory_max", "memory_high", "swap_max", "pids_max", "cpu_max", "max_servers"];
+    &["memory_max", "memory_high", "swap_max", "pids_max", "cpu_max", "max_servers", "floor"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &[
     "memory_max",
     "memory_high",
@@ -130,6 +141,7 @@ pub(crate) const DEFAULTS_KEYS: &[&str] = &[
     "require",
     "share",
     "max_instances",
+    "weight",
 ];
 pub(crate) const SERVER_KEYS: &[&str] = &[
     "memory_max",
@@ -144,6 +156,7 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "require",
     "share",
     "max_instances",
+    "weight",
     "match",
 ];
 
@@ -238,8 +251,13 @@ mod tests {
     fn key_lists_are_consistent() {
         assert_eq!(&SERVER_KEYS[..DEFAULTS_KEYS.len()], DEFAULTS_KEYS);
         assert_eq!(&DEFAULTS_KEYS[..5], &SESSION_KEYS[..5]);
-        assert_eq!(&GLOBAL_KEYS[..6], SESSION_KEYS);
+        assert_eq!(&GLOBAL_KEYS[..6], &SESSION_KEYS[..6]);
         assert_eq!(sections_with_key("max_sessions"), ["[global]"]);
+        for key in ["admission_wait", "min_headroom", "max_pressure"] {
+            assert_eq!(sections_with_key(key), ["[global]"], "{key}");
+        }
+        assert_eq!(sections_with_key("floor"), ["[session]"]);
+        assert_eq!(sections_with_key("weight"), ["[defaults]", "[server.NAME]"]);
         assert_eq!(sections_with_key("match"), ["[server.NAME]"]);
         assert_eq!(sections_with_key("memory_max").len(), 4);
     }

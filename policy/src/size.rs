@@ -21,6 +21,10 @@ impl Percent {
         Percent(ppm)
     }
 
+    pub(crate) const fn ppm(self) -> u32 {
+        self.0
+    }
+
     /// Rounds down, so a percentage never resolves above its base.
     pub(crate) fn of(self, base: u64) -> u64 {
         let part = u128::from(base) * u128::from(self.0) / u128::from(WHOLE);
