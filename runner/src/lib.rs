@@ -8,12 +8,15 @@
 //! `sys` (the only `unsafe`: thin system call wrappers).
 #![deny(unsafe_code)]
 
+pub mod admission;
 pub mod cli;
 pub mod driver;
 pub mod exit;
 pub mod host;
 pub mod logging;
 pub mod state;
+pub mod status;
 pub mod supervisor;
 pub mod sys;
 pub mod tree;
+pub mod wrap;

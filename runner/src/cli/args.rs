@@ -35,6 +35,12 @@ pub enum Command {
     /// SIGTERM/SIGINT/SIGHUP, after a grace period; nothing of its process
     /// tree survives.
     Run(RunArgs),
+    /// Show what runs and what it costs: sessions, servers, memory, processes, events.
+    Status(StatusArgs),
+    /// Stop a session's servers, or one server, the way a session close does.
+    ///
+    /// TARGET is a session id, a server name, or a runner or server pid.
+    Stop { target: String },
     /// Show what this host offers and which enforcement driver runs.
     Doctor,
     /// Kill what dead runners left behind and remove their records.
@@ -49,6 +55,14 @@ pub enum Command {
         #[command(subcommand)]
         command: SystemdCommand,
     },
+    /// Route the stdio servers of a client config through mcp-runner.
+    ///
+    /// Rewrites the mcpServers of a Claude Desktop, Claude Code (.mcp.json,
+    /// ~/.claude.json) or Cursor config so that each local server runs as
+    /// `mcp-runner run --name NAME -- COMMAND ARGS...`. Remote servers are
+    /// left alone, a second run changes nothing, the first change saves
+    /// CONFIG.mcp-runner.bak, and --undo turns the servers back.
+    Wrap(WrapArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +84,16 @@ pub struct ManagerChoice {
     /// For the system manager (/etc/systemd/system; the default for root).
     #[arg(long)]
     pub system: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print JSON (schema: README, "status --json").
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh in place every second until interrupted.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +134,25 @@ pub enum DriverArg {
     Systemd,
     Cgroupfs,
     Userland,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WrapArgs {
+    /// The client config: claude_desktop_config.json, Cursor's mcp.json, .mcp.json or ~/.claude.json.
+    #[arg(value_name = "CONFIG")]
+    pub config: PathBuf,
+
+    /// Print the change as a unified diff and write nothing.
+    #[arg(long, conflicts_with = "undo")]
+    pub dry_run: bool,
+
+    /// Turn every wrapped server back into its own command (the backup stays).
+    #[arg(long)]
+    pub undo: bool,
+
+    /// The runner command to write (default: the absolute path of this mcp-runner).
+    #[arg(long, value_name = "PATH")]
+    pub runner: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -184,6 +227,53 @@ mod tests {
             Command::Systemd { command: SystemdCommand::Install(ManagerChoice { user: true, system: false }) }
         ));
         assert!(parse(&["systemd", "uninstall", "--user", "--system"]).is_err());
+    }
+
+    #[test]
+    fn status_flags() {
+        assert!(matches!(
+            parse(&["status", "--json"]).expect("parses").command,
+            Command::Status(StatusArgs { json: true, watch: false })
+        ));
+    }
+
+    #[test]
+    fn stop_takes_one_target() {
+        assert!(matches!(parse(&["stop", "s1"]).expect("parses").command, Command::Stop { target } if target == "s1"));
+        assert!(parse(&["stop"]).is_err());
+    }
+
+    fn wrap_args(args: &[&str]) -> WrapArgs {
+        match parse(args).expect("parses").command {
+            Command::Wrap(w) => w,
+            other => panic!("not wrap: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrap_takes_one_config() {
+        let w = wrap_args(&["wrap", "/c.json"]);
+        assert_eq!(w.config, PathBuf::from("/c.json"));
+        assert!(!w.dry_run && !w.undo && w.runner.is_none());
+        assert!(parse(&["wrap"]).is_err());
+    }
+
+    #[test]
+    fn wrap_dry_run_flag() {
+        assert!(wrap_args(&["wrap", "--dry-run", "c.json"]).dry_run);
+    }
+
+    #[test]
+    fn wrap_undo_flag_excludes_dry_run() {
+        assert!(wrap_args(&["wrap", "c.json", "--undo"]).undo);
+        assert!(parse(&["wrap", "c.json", "--undo", "--dry-run"]).is_err());
+    }
+
+    #[test]
+    fn wrap_runner_flag() {
+        let w = wrap_args(&["wrap", "c.json", "--runner", "/usr/local/bin/mcp-runner"]);
+        assert_eq!(w.runner, Some(PathBuf::from("/usr/local/bin/mcp-runner")));
+        assert!(wrap_args(&["wrap", "c.json", "--undo", "--runner", "/r"]).undo);
     }
 
     #[test]

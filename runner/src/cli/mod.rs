@@ -7,7 +7,10 @@ mod gc;
 mod policy_check;
 mod policy_source;
 mod run;
+mod status;
+mod stop;
 mod systemd_unit;
+mod wrap;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -59,8 +62,11 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Run(a) => run::run(a),
+        Command::Status(a) => status::status(a),
+        Command::Stop { target } => stop::stop(&target),
         Command::Doctor => doctor::doctor(),
         Command::Gc => gc::gc(),
+        Command::Wrap(a) => wrap::wrap(a),
         Command::Policy { command: args::PolicyCommand::Check { file } } => policy_check::check(file.as_deref()),
         Command::Systemd { command } => {
             let (install, which) = match command {

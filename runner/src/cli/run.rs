@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
 use mcp_runner_policy::{DriverPref, Effective, Enforcement, HostMemory, ServerRequest};
@@ -12,6 +12,7 @@ use nix::sys::prctl;
 use super::args::{DriverArg, RunArgs};
 use super::policy_source;
 use super::{Failure, OrExit};
+use crate::admission;
 use crate::driver::cgroupfs::Cgroupfs;
 use crate::driver::select::Selection;
 use crate::driver::systemd::Systemd;
@@ -63,8 +64,42 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         }
     }
 
+    // Register before anything is built: a refused server leaves nothing
+    // behind, and the record is what later runners count.
+    let mut record = RunnerRecord {
+        version: 1,
+        runner: me,
+        session: session.clone(),
+        name: args.name.clone(),
+        command: argv,
+        driver: selection.kind,
+        started: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        server: None,
+        members: Vec::new(),
+        cgroup: None,
+        weight: budget.server.weight,
+        stats_cgroup: None,
+        memory_high: budget.server.limits.memory_high,
+        memory_max: budget.server.limits.memory_max,
+        pids_max: budget.server.limits.pids_max,
+    };
+    if let Some(dir) = &state
+        && let Err(refusal) = admission::admit(dir, selection.kind, &facts, &budget, &record)
+    {
+        return Err(refuse(&refusal, args.name.as_deref(), &session));
+    }
+
     let strict = args.driver.is_some_and(|d| d != DriverArg::Auto) || budget.global.driver != DriverPref::Auto;
-    let mut enforcer = build_enforcer(&selection, &facts, &budget, &session, args.name.as_deref(), me, strict)?;
+    let built = build_enforcer(&selection, &facts, &budget, &session, args.name.as_deref(), me, strict);
+    let mut enforcer = match built {
+        Ok(e) => e,
+        Err(f) => {
+            if let Some(dir) = &state {
+                dir.remove(me);
+            }
+            return Err(f);
+        }
+    };
 
     // Blocked from here on and taken through the signalfd; the spawner
     // resets the child's mask before exec.
@@ -79,6 +114,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     };
     if let Err(e) = enforcer.driver().prepare(&mut spec) {
         enforcer.cleanup();
+        if let Some(dir) = &state {
+            dir.remove(me);
+        }
         return Err(e).or_exit(exit::RUNNER_FAILED);
     }
     let started = spawn::spawn(&spec).map_err(|e| spawn_failure(&args.command[0], e)).and_then(|mut child| {
@@ -95,6 +133,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             // removing its cgroup.
             let _ = nix::sys::wait::waitpid(None, None);
             enforcer.cleanup();
+            if let Some(dir) = &state {
+                dir.remove(me);
+            }
             return Err(f);
         }
     };
@@ -103,19 +144,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let driver = enforcer.driver();
     tracing::info!("{}: {}", driver.kind().enforcement(), driver.describe_limits());
 
+    record.driver = enforcer.driver().kind();
+    record.server = Procfs::snapshot().identity(server.as_raw());
+    record.cgroup = enforcer.cgroup_path();
+    record.stats_cgroup = enforcer.stats_cgroup();
+    if record.driver == DriverKind::Userland {
+        // The userland driver holds the tree to the tightest level.
+        let t = budget.tightest();
+        (record.memory_high, record.memory_max, record.pids_max) = (t.memory_high, t.memory_max, t.pids_max);
+    }
+    let record_kind = record.driver;
     let mut keeper = state.map(|dir| {
-        let record = RunnerRecord {
-            version: 1,
-            runner: me,
-            session,
-            name: args.name.clone(),
-            command: argv,
-            driver: enforcer.driver().kind(),
-            started: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-            server: table.identity(server.as_raw()),
-            members: Vec::new(),
-            cgroup: enforcer.cgroup_path(),
-        };
         if let Err(e) = dir.write(&record) {
             tracing::warn!("{e}");
         }
@@ -123,10 +162,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     });
 
     let timeouts = Timeouts { grace: budget.server.grace, kill_timeout: budget.server.kill_timeout };
+    if let Some(k) = &keeper {
+        admission::shares::rebalance(&k.dir, record_kind, &facts, &budget);
+    }
     let result = supervisor::supervise(enforcer.driver(), server, timeouts, keeper.as_mut());
     enforcer.cleanup();
     if let Some(k) = &keeper {
         k.dir.remove(me);
+        admission::shares::rebalance(&k.dir, record_kind, &facts, &budget);
     }
     let ended = result.or_exit(exit::RUNNER_FAILED)?;
     let outcome = Outcome::from_wait(ended.status, ended.breach);
@@ -286,6 +329,15 @@ impl Enforcer {
         }
     }
 
+    /// The server's cgroup, whoever made it: status reads its figures.
+    fn stats_cgroup(&self) -> Option<std::path::PathBuf> {
+        match self {
+            Enforcer::Userland(_) => None,
+            Enforcer::Cgroupfs(d) => Some(d.leaf().path().to_path_buf()),
+            Enforcer::Systemd(d) => d.cgroup(),
+        }
+    }
+
     /// The cgroup the crash sweep may kill and remove: only one the runner
     /// made itself. systemd's scopes are systemd's to clean up (BindsTo).
     fn cgroup_path(&self) -> Option<std::path::PathBuf> {
@@ -301,4 +353,15 @@ impl Enforcer {
             d.remove();
         }
     }
+}
+
+/// A refused start: the client's first request gets a JSON-RPC error
+/// naming the cap (so the client can show it), stderr says the same, and
+/// the exit code is 122. Nothing was spawned.
+fn refuse(refusal: &admission::decide::Refusal, name: Option<&str>, session: &str) -> Failure {
+    // The client sends `initialize` right after starting us; give it a
+    // moment, but never hang the client on our account.
+    let answered = admission::jsonrpc::answer_first_request(refusal, name, session, Duration::from_secs(10));
+    tracing::debug!(answered, "refusal answered on stdout");
+    Failure { code: exit::REFUSED, error: anyhow!("refused: {refusal}") }
 }

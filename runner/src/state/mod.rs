@@ -56,9 +56,28 @@ pub struct RunnerRecord {
     pub started: u64,
     pub server: Option<ProcessId>,
     pub members: Vec<ProcessId>,
-    /// The server's cgroup (kernel drivers), for the crash sweep.
+    /// The server's cgroup when the runner made it (cgroupfs driver), for
+    /// the crash sweep.
     #[serde(default)]
     pub cgroup: Option<PathBuf>,
+    /// The server's weight in its session's share of the global cap.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// The cgroup to read the server's figures from, whichever driver made
+    /// it (systemd's scopes included), for status.
+    #[serde(default)]
+    pub stats_cgroup: Option<PathBuf>,
+    /// The limits the server runs under (bytes, tasks), for status.
+    #[serde(default)]
+    pub memory_high: Option<u64>,
+    #[serde(default)]
+    pub memory_max: Option<u64>,
+    #[serde(default)]
+    pub pids_max: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The directory holding runner records.
@@ -166,6 +185,11 @@ pub(crate) mod tests {
             server: None,
             members: vec![ProcessId { pid: 7, start: 8 }],
             cgroup: None,
+            weight: 1,
+            stats_cgroup: None,
+            memory_high: None,
+            memory_max: None,
+            pids_max: None,
         }
     }
 

@@ -103,6 +103,28 @@ pub fn start_transient_unit_message(name: &str, mode: &str, props: &[(&str, Prop
     )
 }
 
+/// Manager.SetUnitProperties(name, runtime, properties): changes a loaded
+/// unit's properties; `runtime` keeps the change out of /etc (it lasts
+/// until the unit is unloaded or the machine reboots).
+pub fn set_unit_properties(
+    conn: &mut Connection,
+    name: &str,
+    runtime: bool,
+    props: &[(&str, PropValue)],
+    timeout: Duration,
+) -> Result<(), DbusError> {
+    let prop = Type::Struct(vec![Type::Str, Type::Variant]);
+    let props = props
+        .iter()
+        .map(|(k, v)| Value::Struct(vec![Value::Str((*k).to_owned()), Value::variant(v.to_value())]))
+        .collect();
+    let msg = manager_call(
+        "SetUnitProperties",
+        vec![Value::Str(name.to_owned()), Value::Bool(runtime), Value::Array(prop, props)],
+    );
+    conn.call(&msg, timeout).map(|_| ())
+}
+
 /// Asks for JobRemoved: AddMatch on a bus (a no-op peer-to-peer), then
 /// Manager.Subscribe, which is harmless when already subscribed.
 pub fn subscribe(conn: &mut Connection, timeout: Duration) -> Result<(), DbusError> {

@@ -1,0 +1,117 @@
+//! A refused server must be visible in the client, not a silent hang: the
+//! runner reads the client's first JSON-RPC request (nothing was spawned,
+//! so stdin is the runner's to read) and answers it with an error that
+//! names the cap, the current use and the limit.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::decide::Refusal;
+use crate::sys::poll::{Events, PollSet};
+
+/// JSON-RPC's "server error" range (-32000 to -32099).
+pub const REFUSED_CODE: i64 = -32000;
+
+/// The error response to `request`, or `None` if it is not a request (a
+/// notification has no id and gets no answer).
+pub fn refusal_response(request: &Value, refusal: &Refusal, server: Option<&str>, session: &str) -> Option<Value> {
+    let id = request.get("id")?;
+    request.get("method")?;
+    let name = server.unwrap_or("server");
+    Some(json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": REFUSED_CODE,
+            "message": format!("mcp-runner refused to start {name}: {refusal}"),
+            "data": {
+                "cap": refusal.cap,
+                "current": refusal.current,
+                "limit": refusal.limit,
+                "unit": refusal.unit,
+                "server": server,
+                "session": session,
+            }
+        }
+    }))
+}
+
+/// Reads newline-delimited messages from stdin until the first request
+/// (skipping notifications), answers it on stdout, and returns whether an
+/// answer went out. Gives up at `timeout`, at EOF, or on a line that is not
+/// JSON: an answer is a courtesy, the exit code and stderr already say it.
+pub fn answer_first_request(refusal: &Refusal, server: Option<&str>, session: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let handle = io::stdin();
+    let mut stdin = handle.lock();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            let Ok(msg) = serde_json::from_slice::<Value>(&line) else { return false };
+            if let Some(answer) = refusal_response(&msg, refusal, server, session) {
+                let mut out = io::stdout().lock();
+                return writeln!(out, "{answer}").and_then(|_| out.flush()).is_ok();
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut set = PollSet::new();
+        let i = set.add(handle.as_fd(), Events::IN);
+        if set.wait(Some(left)).is_err() || set.revents(i).is_empty() {
+            return false;
+        }
+        match stdin.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > 1 << 20 {
+            return false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal() -> Refusal {
+        Refusal {
+            cap: "max_servers",
+            current: 64.0,
+            limit: 64.0,
+            unit: "servers",
+            message: "max_servers 64 reached: 64 servers are already running".into(),
+        }
+    }
+
+    #[test]
+    fn answers_requests_with_their_id() {
+        let req = json!({"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": {}});
+        let r = refusal_response(&req, &refusal(), Some("github"), "s1").expect("a request");
+        assert_eq!(r["id"], 7);
+        assert_eq!(r["error"]["code"], REFUSED_CODE);
+        assert_eq!(
+            r["error"]["message"],
+            "mcp-runner refused to start github: max_servers 64 reached: 64 servers are already running"
+        );
+        assert_eq!(r["error"]["data"]["cap"], "max_servers");
+        assert_eq!(r["error"]["data"]["limit"], 64.0);
+        let string_id = json!({"jsonrpc": "2.0", "id": "abc", "method": "initialize"});
+        assert_eq!(refusal_response(&string_id, &refusal(), None, "s1").expect("request")["id"], "abc");
+    }
+
+    #[test]
+    fn notifications_and_responses_get_no_answer() {
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert!(refusal_response(&note, &refusal(), None, "s").is_none());
+        let resp = json!({"jsonrpc": "2.0", "id": 1, "result": {}});
+        assert!(refusal_response(&resp, &refusal(), None, "s").is_none());
+    }
+}

@@ -1,0 +1,30 @@
+//! One runner at a time decides and registers: without it, 200 runners
+//! started at the same moment would all count the same 10 live servers
+//! and all start.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::state::StateDir;
+
+/// Held from the census to the record's registration.
+pub struct AdmissionLock {
+    _guard: Flock<File>,
+}
+
+/// Takes the exclusive lock on `<state dir>/admission.lock`, waiting for
+/// it. The kernel drops an flock when its holder dies, so a SIGKILLed
+/// runner never leaves it held.
+pub fn lock(dir: &StateDir) -> io::Result<AdmissionLock> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.path().join("admission.lock"))?;
+    let guard = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
+    Ok(AdmissionLock { _guard: guard })
+}

@@ -1,0 +1,82 @@
+//! `mcp-runner stop SESSION|SERVER`: SIGTERM to the matching runners, which
+//! tear their servers down exactly as on a session close, then wait until
+//! their records are gone.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+
+use super::{Failure, OrExit};
+use crate::admission::live_records;
+use crate::exit;
+use crate::state::{RunnerRecord, StateDir};
+use crate::sys::Signal;
+use crate::tree::kill::signal_exact;
+use crate::tree::procfs::Procfs;
+
+/// Whether `target` names this runner's session, server name, runner pid
+/// or server pid.
+pub fn matches(rec: &RunnerRecord, target: &str) -> bool {
+    let pid = target.parse::<i32>().ok();
+    rec.session == target
+        || rec.name.as_deref() == Some(target)
+        || pid == Some(rec.runner.pid)
+        || pid.is_some() && pid == rec.server.map(|s| s.pid)
+}
+
+pub fn stop(target: &str) -> Result<ExitCode, Failure> {
+    let dir = StateDir::locate().or_exit(exit::RUNNER_FAILED)?;
+    let chosen: Vec<RunnerRecord> = live_records(&dir).into_iter().filter(|r| matches(r, target)).collect();
+    if chosen.is_empty() {
+        return Err(anyhow!("no running session or server matches {target:?} (see `mcp-runner status`)"))
+            .or_exit(exit::USAGE);
+    }
+    let table = Procfs::snapshot();
+    for r in &chosen {
+        if signal_exact(&table, r.runner, Signal::SIGTERM) {
+            println!(
+                "stopping {} (runner {}, session {})",
+                r.name.as_deref().unwrap_or("server"),
+                r.runner.pid,
+                r.session
+            );
+        }
+    }
+    // Each runner takes at most its kill_timeout after SIGTERM; its record
+    // goes when its tree is gone. Poll the records: no event covers "the
+    // runner of another user session finished".
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let table = Procfs::snapshot();
+        let left = chosen.iter().filter(|r| table.identity(r.runner.pid) == Some(r.runner)).count();
+        if left == 0 {
+            println!("stopped {} server{}", chosen.len(), if chosen.len() == 1 { "" } else { "s" });
+            return Ok(ExitCode::SUCCESS);
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("{left} runner(s) still running after 60s")).or_exit(exit::RUNNER_FAILED);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::tests::record;
+    use crate::tree::ProcessId;
+
+    #[test]
+    fn targets() {
+        let mut r = record(100);
+        r.session = "s1".into();
+        r.server = Some(ProcessId { pid: 101, start: 1 });
+        assert!(matches(&r, "s1"));
+        assert!(matches(&r, "github"));
+        assert!(matches(&r, "100"));
+        assert!(matches(&r, "101"));
+        assert!(!matches(&r, "102"));
+        assert!(!matches(&r, "s2"));
+    }
+}
