@@ -46,11 +46,7 @@ impl Caps {
 /// The live runners' records (a record whose runner is gone does not count).
 pub fn live_records(dir: &StateDir) -> Vec<RunnerRecord> {
     let table = Procfs::snapshot();
-    dir.records()
-        .into_iter()
-        .filter_map(|(_, r)| r.ok())
-        .filter(|r| table.identity(r.runner.pid) == Some(r.runner))
-        .collect()
+    dir.records().into_iter().filter_map(|(_, r)| r.ok()).filter(|r| table.alive(r.runner)).collect()
 }
 
 /// Admits `record`'s server and registers it (writes the record), or

@@ -49,7 +49,9 @@ pub fn stop(target: &str) -> Result<ExitCode, Failure> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let table = Procfs::snapshot();
-        let left = chosen.iter().filter(|r| table.identity(r.runner.pid) == Some(r.runner)).count();
+        // A runner that exited but was not reaped yet (by its client) is a
+        // zombie: gone for our purpose.
+        let left = chosen.iter().filter(|r| table.alive(r.runner)).count();
         if left == 0 {
             println!("stopped {} server{}", chosen.len(), if chosen.len() == 1 { "" } else { "s" });
             return Ok(ExitCode::SUCCESS);

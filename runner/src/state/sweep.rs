@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use crate::driver::cgroupfs::fs::CgroupDir;
-use crate::driver::cgroupfs::hierarchy;
+use crate::driver::cgroupfs::{hierarchy, wait_unpopulated};
 use crate::state::{MARKER_VAR, RunnerRecord, StateDir, marker};
 use crate::sys::Signal;
 use crate::tree::kill::signal_exact;
@@ -31,7 +31,7 @@ pub fn sweep(dir: &StateDir, table: &Procfs) -> Vec<SweepAction> {
     let mut actions = Vec::new();
     for (path, rec) in dir.records() {
         match rec {
-            Ok(rec) if table.identity(rec.runner.pid) == Some(rec.runner) => {}
+            Ok(rec) if table.alive(rec.runner) => {}
             Ok(rec) => {
                 let killed = kill_leftovers(&rec, table);
                 dir.remove(rec.runner);
@@ -69,11 +69,11 @@ pub fn sweep_leaf(leaf: &CgroupDir) -> usize {
             tracing::warn!("{e}");
         }
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while leaf.remove().is_err() && std::time::Instant::now() < deadline {
-        // The killed tasks are reaped by their parents (not us): give them
-        // a moment. No event exists for "rmdir would succeed now".
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    // A task leaves its cgroup when it exits, before its parent (not us)
+    // reaps it: populated 0 means rmdir can succeed.
+    wait_unpopulated(leaf, std::time::Duration::from_secs(5));
+    if let Err(e) = leaf.remove() {
+        tracing::warn!("{e}");
     }
     n
 }
@@ -88,7 +88,7 @@ pub fn sweep_orphan_leaves(global: &CgroupDir, table: &Procfs) -> (usize, usize)
         let session = global.child(&session);
         for leaf in session.children() {
             let Some(owner) = hierarchy::leaf_owner(&leaf) else { continue };
-            if table.identity(owner.pid) != Some(owner) {
+            if !table.alive(owner) {
                 killed += sweep_leaf(&session.child(&leaf));
                 leaves += 1;
             }

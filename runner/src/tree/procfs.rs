@@ -101,6 +101,13 @@ impl Procfs {
         self.stat(pid).map(|s| ProcessId { pid, start: s.start })
     }
 
+    /// Whether the process `id` names still runs: same pid and start time,
+    /// and not a zombie. A runner that exited but was not reaped by its
+    /// client (the very clients this tool exists for) is gone.
+    pub fn alive(&self, id: super::ProcessId) -> bool {
+        self.stat(id.pid).is_some_and(|s| s.start == id.start && s.state != 'Z' && s.state != 'X')
+    }
+
     /// Every pid in `/proc`.
     pub fn all_pids(&self) -> Vec<i32> {
         list_pids(&self.root)
@@ -208,6 +215,24 @@ mod tests {
         assert!(table.memory(child.id() as i32).unwrap_or(0) > 0);
         child.kill().ok();
         child.wait().ok();
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id() as i32;
+        let table = Procfs::snapshot();
+        let id = table.identity(pid).expect("exists until reaped");
+        // No event says "became a zombie": poll its state, with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while table.stat(pid).is_some_and(|s| s.state != 'Z') {
+            assert!(std::time::Instant::now() < deadline, "child never exited");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(table.identity(pid), Some(id), "the zombie still has its identity");
+        assert!(!table.alive(id), "but it is not alive");
+        child.wait().expect("reap");
+        assert!(!table.alive(id));
     }
 
     #[test]

@@ -97,26 +97,40 @@ impl Cgroupfs {
 
     /// Removes the leaf and, if no other server uses it, the session.
     /// The tree is gone when this runs (the supervisor saw no child left),
-    /// but the kernel may take a moment to release the last tasks: there is
-    /// no event for "rmdir would succeed now", so it retries with backoff.
+    /// but the kernel may take a moment to release the last tasks: wait for
+    /// `populated 0` in cgroup.events (POLLPRI), then rmdir.
     pub fn remove(&self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut delay = Duration::from_millis(1);
-        loop {
-            match self.leaf().remove() {
-                Ok(()) => break,
-                Err(e) if Instant::now() < deadline && e.errno() == Some(nix::errno::Errno::EBUSY as i32) => {
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_millis(100));
-                }
-                Err(e) => {
-                    tracing::warn!("{e}; `mcp-runner gc` will retry");
-                    return;
-                }
-            }
+        wait_unpopulated(self.leaf(), Duration::from_secs(5));
+        if let Err(e) = self.leaf().remove() {
+            tracing::warn!("{e}; `mcp-runner gc` will retry");
+            return;
         }
         // EBUSY: another server of the session still runs there.
         let _ = self.watch.session().remove();
+    }
+}
+
+/// Waits until `cgroup.events` says `populated 0`, woken by the kernel's
+/// POLLPRI on the file (re-read after every wake: a wake can belong to an
+/// earlier change). Gives up at `timeout`.
+pub fn wait_unpopulated(dir: &CgroupDir, timeout: Duration) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileExt;
+    let Ok(file) = std::fs::File::open(dir.file("cgroup.events")) else { return true };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut buf = [0u8; 128];
+        let n = file.read_at(&mut buf, 0).unwrap_or(0);
+        if fs::keyed(&String::from_utf8_lossy(&buf[..n]), "populated") != Some(1) {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut set = crate::sys::poll::PollSet::new();
+        set.add(file.as_fd(), crate::sys::poll::Events::PRI);
+        let _ = set.wait(Some(left));
     }
 }
 
