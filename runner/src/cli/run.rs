@@ -101,6 +101,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         }
     };
 
+    // The session's share, now that the driver has (re)written the session
+    // cgroup's policy values and before the server can allocate anything.
+    if let Some(dir) = &state {
+        admission::shares::rebalance(dir, enforcer.kind(), &facts, &budget);
+    }
+
     // Blocked from here on and taken through the signalfd; the spawner
     // resets the child's mask before exec.
     handled_signals().thread_block().context("cannot block signals").or_exit(exit::RUNNER_FAILED)?;
@@ -162,9 +168,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     });
 
     let timeouts = Timeouts { grace: budget.server.grace, kill_timeout: budget.server.kill_timeout };
-    if let Some(k) = &keeper {
-        admission::shares::rebalance(&k.dir, record_kind, &facts, &budget);
-    }
     let result = supervisor::supervise(enforcer.driver(), server, timeouts, keeper.as_mut());
     enforcer.cleanup();
     if let Some(k) = &keeper {
@@ -326,6 +329,14 @@ impl Enforcer {
             Enforcer::Userland(d) => d,
             Enforcer::Cgroupfs(d) => d,
             Enforcer::Systemd(d) => d.as_mut(),
+        }
+    }
+
+    fn kind(&self) -> DriverKind {
+        match self {
+            Enforcer::Userland(_) => DriverKind::Userland,
+            Enforcer::Cgroupfs(_) => DriverKind::Cgroupfs,
+            Enforcer::Systemd(_) => DriverKind::Systemd,
         }
     }
 

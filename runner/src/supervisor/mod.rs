@@ -143,6 +143,7 @@ pub fn supervise(
     let mut reaper = Reaper::new(server);
     let mut teardown: Option<Teardown> = None;
     let mut breach: Option<Breach> = None;
+    let mut judged_death = false;
     let interval = driver.sample_interval();
     let mut next_sample = interval.map(|_| start);
 
@@ -168,6 +169,19 @@ pub fn supervise(
             break;
         }
         let now = Instant::now();
+        // A server killed by SIGKILL may have been the kernel's OOM victim:
+        // SIGCHLD often arrives before the memory.events wake, and once a
+        // teardown starts nothing samples any more. Judge once more now.
+        if breach.is_none()
+            && !judged_death
+            && let Some(WaitStatus::Signaled(_, Signal::SIGKILL, _)) = reaper.main_status
+        {
+            judged_death = true;
+            if let Verdict::Exceeded(b) = driver.check(now - start) {
+                tracing::error!("server killed: {b} ({})", driver.kind().enforcement());
+                breach = Some(b);
+            }
+        }
         if reaper.main_status.is_some() {
             match &teardown {
                 None => request(&mut teardown, CloseReason::ServerExited),

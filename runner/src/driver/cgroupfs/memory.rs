@@ -67,9 +67,10 @@ pub fn some_avg10(text: &str) -> Option<f64> {
     line.split_ascii_whitespace().find_map(|kv| kv.strip_prefix("avg10=")).and_then(|v| v.parse().ok())
 }
 
-/// How often this cgroup's own memory.max was hit.
-pub fn local_max_hits(dir: &CgroupDir) -> u64 {
-    dir.read(EVENTS_LOCAL).map(|t| parse_events(&t).max).unwrap_or(0)
+/// How often this cgroup's own memory.max invoked the OOM killer
+/// (memory.events.local `oom`, raised right before the kill).
+pub fn local_ooms(dir: &CgroupDir) -> u64 {
+    dir.read(EVENTS_LOCAL).map(|t| parse_events(&t).oom).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -32,9 +32,13 @@ pub struct LeafWatch {
     session_memory_max: Option<u64>,
     throttle_timeout: Option<Duration>,
     seen: MemoryEvents,
-    /// memory.events.local `max` of the leaf and of the session at the last
-    /// check, to tell which level an OOM kill came from.
-    local_max_seen: (u64, u64),
+    /// memory.events.local `oom` of the leaf, the session and the global
+    /// cgroup as of the last OOM verdict (or the start): which level's count
+    /// moved tells whose memory.max invoked the OOM killer. The baseline
+    /// moves only on a verdict, never on an ordinary check: a check that
+    /// lands between a failed charge and the kill must not use up the
+    /// evidence.
+    local_oom_seen: [u64; 3],
     refused_forks: u64,
     high_since: Option<Duration>,
     members: Vec<ProcessId>,
@@ -52,7 +56,7 @@ impl LeafWatch {
         let path = leaf.file(memory::EVENTS);
         let events = File::open(&path).map_err(|err| CgroupIoError::Read { path, err })?;
         let seen = memory::events(&leaf).unwrap_or_default();
-        let local_max_seen = (memory::local_max_hits(&leaf), memory::local_max_hits(&session));
+        let local_oom_seen = local_ooms(&leaf, &session);
         let refused_forks = pids::refused_forks_of(&leaf);
         Ok(LeafWatch {
             leaf,
@@ -62,7 +66,7 @@ impl LeafWatch {
             session_memory_max,
             throttle_timeout,
             seen,
-            local_max_seen,
+            local_oom_seen,
             refused_forks,
             high_since: None,
             members: Vec::new(),
@@ -115,16 +119,21 @@ impl LeafWatch {
     fn judge_memory(&mut self, now: Duration) -> Verdict {
         let Some(ev) = self.read_events() else { return Verdict::Within };
         let before = std::mem::replace(&mut self.seen, ev);
-        let local = (memory::local_max_hits(&self.leaf), memory::local_max_hits(&self.session));
-        let local_before = std::mem::replace(&mut self.local_max_seen, local);
         if ev.oom_kill > before.oom_kill {
-            let (level, limit) = if local.0 > local_before.0 {
+            let now_ooms = local_ooms(&self.leaf, &self.session);
+            let moved = |i: usize| now_ooms[i] > self.local_oom_seen[i];
+            let (level, limit) = if moved(0) {
                 (Level::Server, self.limits.memory_max)
-            } else if local.1 > local_before.1 {
+            } else if moved(1) {
                 (Level::Session, self.session_memory_max)
-            } else {
+            } else if moved(2) {
                 (Level::Global, None)
+            } else {
+                // No level's own counter moved (a kernel without .local
+                // files): the leaf's is the likeliest limit.
+                (Level::Server, self.limits.memory_max)
             };
+            self.local_oom_seen = now_ooms;
             let peak = self.leaf.read_u64(memory::PEAK).ok().flatten();
             return Verdict::Exceeded(Breach::OomKilled { level, limit, peak });
         }
@@ -169,6 +178,13 @@ impl LeafWatch {
             self.leaf.path().display()
         )
     }
+}
+
+/// memory.events.local `oom` of the leaf, its session and the global
+/// cgroup (the session's parent).
+fn local_ooms(leaf: &CgroupDir, session: &CgroupDir) -> [u64; 3] {
+    let global = session.path().parent().map(CgroupDir::new);
+    [memory::local_ooms(leaf), memory::local_ooms(session), global.as_ref().map_or(0, memory::local_ooms)]
 }
 
 /// The share of time (PSI `some avg10`, percent) the leaf's tasks may
