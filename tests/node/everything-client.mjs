@@ -7,6 +7,10 @@
 // Environment: MCP_RUNNER_BIN (required), plus whatever the runner reads (MCP_RUNNER_POLICY,
 // MCP_RUNNER_STATE_DIR, ...), passed through unchanged.
 //
+// With EXPECT_REFUSAL set, the runner is expected to refuse the server: the script prints
+// {"event":"refused","ok":true,"code":...,"message":...,"data":{...}} for the JSON-RPC error the
+// SDK received in answer to `initialize`, and exits 0.
+//
 // Protocol with the caller (tests/tests/mcp_everything.rs), one JSON line each on stdout:
 //   1. after `initialize`: {"event":"connected","runner_pid":N,...}; then the script waits
 //      for one line (or EOF) on its stdin, so the caller can inspect the live process tree;
@@ -53,6 +57,20 @@ async function main() {
     stderr: "inherit",
   });
   const client = new Client({ name: "mcp-runner-e2e", version: "0.1.0" });
+  if (process.env.EXPECT_REFUSAL) {
+    // The runner refuses to start the server: the SDK must see a JSON-RPC
+    // error answering `initialize`, not a hang.
+    try {
+      await client.connect(transport);
+    } catch (err) {
+      emit({ event: "refused", ok: true, code: err?.code ?? null, message: String(err?.message ?? err), data: err?.data ?? null });
+      await client.close().catch(() => {});
+      return true;
+    }
+    emit({ event: "summary", ok: false, error: "connected, but a refusal was expected" });
+    await client.close();
+    return false;
+  }
   await client.connect(transport); // spawns the runner, then initialize + initialized
 
   const server = client.getServerVersion();

@@ -31,6 +31,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+pub mod kernel;
+
 /// Path of the `hostile` test server binary. A macro because `CARGO_BIN_EXE_*` is only set
 /// when the integration tests themselves are compiled.
 #[macro_export]
@@ -168,10 +170,13 @@ fn newest_source(dep_info: &str) -> Option<(SystemTime, String)> {
 // ---------------------------------------------------------------------------------------------
 // Policy and fixture
 
-/// A `[defaults]` policy, starting from the one every test uses unless it says otherwise.
+/// A policy: `[defaults]`, starting from the one every test uses unless it says otherwise, and
+/// optionally `[global]` and `[session]` keys ([`Policy::set_in`]).
 #[derive(Clone, Debug)]
 pub struct Policy {
     entries: Vec<(String, String)>,
+    /// Other sections, in the order they were first set: (section, key, TOML value).
+    sections: Vec<(String, String, String)>,
 }
 
 impl Default for Policy {
@@ -187,6 +192,7 @@ impl Default for Policy {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
+            sections: Vec::new(),
         }
     }
 }
@@ -201,10 +207,31 @@ impl Policy {
         self
     }
 
+    /// Sets `key` in `[section]` (e.g. `global`, `session`) to `toml_value`.
+    pub fn set_in(mut self, section: &str, key: &str, toml_value: &str) -> Self {
+        match self.sections.iter_mut().find(|(s, k, _)| s == section && k == key) {
+            Some(entry) => entry.2 = toml_value.to_owned(),
+            None => self.sections.push((section.to_owned(), key.to_owned(), toml_value.to_owned())),
+        }
+        self
+    }
+
     pub fn to_toml(&self) -> String {
         let mut text = String::from("[defaults]\n");
         for (k, v) in &self.entries {
             text.push_str(&format!("{k} = {v}\n"));
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for (section, _, _) in &self.sections {
+            if !names.contains(&section.as_str()) {
+                names.push(section);
+            }
+        }
+        for name in names {
+            text.push_str(&format!("\n[{name}]\n"));
+            for (_, k, v) in self.sections.iter().filter(|(s, _, _)| s == name) {
+                text.push_str(&format!("{k} = {v}\n"));
+            }
         }
         text
     }
@@ -262,6 +289,29 @@ impl Fixture {
         args.push("--".as_ref());
         args.extend(server.iter().map(AsRef::as_ref));
         RunnerProc::spawn(self.command(&args))
+    }
+
+    /// `mcp-runner run --session SESSION --name NAME -- SERVER...`, with piped stdio.
+    pub fn run_in<S: AsRef<OsStr>>(&self, session: &str, name: &str, server: &[S]) -> RunnerProc {
+        let mut args: Vec<&OsStr> =
+            vec!["run".as_ref(), "--session".as_ref(), session.as_ref(), "--name".as_ref(), name.as_ref()];
+        args.push("--".as_ref());
+        args.extend(server.iter().map(AsRef::as_ref));
+        RunnerProc::spawn(self.command(&args))
+    }
+
+    /// The runner record (`runner-PID.json` in the state dir) of the runner with this pid,
+    /// once it exists and parses (the runner writes it right after spawning the server, so
+    /// it may not be there yet when the server reports ready). Panics after the hang guard.
+    pub fn record(&self, runner_pid: i32) -> Value {
+        let path = self.state_dir.join(format!("runner-{runner_pid}.json"));
+        let mut record = None;
+        let found = poll_until(hang_guard(), Duration::from_millis(10), || {
+            record = fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            record.is_some()
+        });
+        assert!(found, "no runner record {} within {:?}", path.display(), hang_guard());
+        record.expect("found")
     }
 
     /// Runs `mcp-runner ARGS...` to completion (stdin closed at once) within the hang guard.
@@ -346,7 +396,7 @@ impl RunnerProc {
     pub fn expect_notification(&mut self, method: &str) -> Value {
         loop {
             let Some(line) = self.read_line() else {
-                panic!("stdout closed before {method}; {}", self.diag());
+                panic!("stdout closed before {method}; {}", self.closed_diag());
             };
             let Ok(msg) = serde_json::from_str::<Value>(&line) else {
                 continue;
@@ -355,6 +405,22 @@ impl RunnerProc {
                 let params = msg["params"].clone();
                 self.remember_pids(&params);
                 return params;
+            }
+        }
+    }
+
+    /// Like [`Self::expect_notification`], but `None` if stdout closes first (the server and
+    /// the runner are gone, e.g. killed for a limit).
+    pub fn notification_or_eof(&mut self, method: &str) -> Option<Value> {
+        loop {
+            let line = self.read_line()?;
+            let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if msg["method"] == method {
+                let params = msg["params"].clone();
+                self.remember_pids(&params);
+                return Some(params);
             }
         }
     }
@@ -392,10 +458,24 @@ impl RunnerProc {
         self.send_line(&req.to_string());
         loop {
             let Some(line) = self.read_line() else {
-                panic!("stdout closed before the response to {id}; {}", self.diag());
+                panic!("stdout closed before the response to {id}; {}", self.closed_diag());
             };
             if serde_json::from_str::<Value>(&line).is_ok_and(|m| m["id"] == id) {
                 return line;
+            }
+        }
+    }
+
+    /// Sends a request and returns the response line, or `None` if the server cannot answer
+    /// any more: stdin is broken or stdout closed first (it was killed and the runner exited).
+    pub fn try_request(&mut self, id: u64, method: &str, params: &Value) -> Option<String> {
+        let req = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let stdin = self.stdin.as_mut()?;
+        stdin.write_all(format!("{req}\n").as_bytes()).and_then(|()| stdin.flush()).ok()?;
+        loop {
+            let line = self.read_line()?;
+            if serde_json::from_str::<Value>(&line).is_ok_and(|m| m["id"] == id) {
+                return Some(line);
             }
         }
     }
@@ -445,6 +525,18 @@ impl RunnerProc {
         self.stderr.text()
     }
 
+    /// Waits until the runner's stderr (so far) contains `needle` and returns it; panics after
+    /// the hang guard. Polled: the collector thread offers no event per chunk.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        let mut text = String::new();
+        let found = poll_until(hang_guard(), Duration::from_millis(20), || {
+            text = self.stderr.text();
+            text.contains(needle)
+        });
+        assert!(found, "no \"{needle}\" on stderr within {:?}; {}", hang_guard(), self.diag());
+        text
+    }
+
     /// Live processes carrying this runner's marker (see [`tree_marker_processes`]).
     pub fn tree(&self) -> Vec<i32> {
         tree_marker_processes(&self.marker)
@@ -481,6 +573,19 @@ impl RunnerProc {
         }
         self.assert_nothing_left();
         stderr
+    }
+
+    /// [`Self::diag`] after stdout closed unexpectedly: the runner is probably exiting, so its
+    /// exit status and whole stderr say more (waits for them a few seconds at most).
+    fn closed_diag(&mut self) -> String {
+        if self.status.is_none() && self.pidfd.wait(scaled(Duration::from_secs(5))) {
+            self.status = self.child.wait().ok();
+            self.stderr.wait_eof(scaled(Duration::from_secs(5)));
+        }
+        match self.status {
+            Some(status) => format!("runner exited: {status}; {}", self.diag()),
+            None => self.diag(),
+        }
     }
 
     /// A description of the state for failure messages.
@@ -778,6 +883,22 @@ mod tests {
         let (_, newest) = newest_source(&line).expect("a b.rs exists");
         assert_eq!(newest, a.display().to_string());
         assert!(newest_source("/x/bin: /nonexistent/file.rs\n").is_none());
+    }
+
+    #[test]
+    fn policy_sections_follow_defaults() {
+        let toml = Policy::default()
+            .set_in("global", "memory_max", "\"128M\"")
+            .set_in("session", "memory_max", "\"96M\"")
+            .set_in("global", "memory_high", "\"max\"")
+            .to_toml();
+        assert!(toml.starts_with("[defaults]\nmemory_max = \"128M\"\n"), "{toml}");
+        assert!(
+            toml.ends_with(
+                "\n[global]\nmemory_max = \"128M\"\nmemory_high = \"max\"\n\n[session]\nmemory_max = \"96M\"\n"
+            ),
+            "{toml}"
+        );
     }
 
     #[test]

@@ -117,3 +117,53 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// A refused start reaches the official SDK as a JSON-RPC error answering
+/// `initialize`: the client shows the cap instead of hanging.
+#[test]
+fn sdk_client_sees_a_refusal_as_a_json_rpc_error() {
+    let node = node_dir();
+    if !node.join("node_modules/@modelcontextprotocol/sdk").is_dir() {
+        let reason = format!("{} is not installed: run tests/setup first", node.join("node_modules").display());
+        if std::env::var_os("CI").is_some() {
+            panic!("{reason}");
+        }
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let fx =
+        Fixture::new(&Policy::default().set("max_instances", "1").set_in("global", "min_headroom", "\"0\"").set_in(
+            "global",
+            "max_pressure",
+            "\"max\"",
+        ));
+    // One "everything" is running already; max_instances is 1.
+    let mut holder = fx.run("everything", &[env!("CARGO_BIN_EXE_hostile"), "echo"]);
+    holder.ready();
+
+    let mut cmd = Command::new("node");
+    cmd.arg(node.join("everything-client.mjs"))
+        .current_dir(&node)
+        .env("MCP_RUNNER_BIN", runner_bin())
+        .env("EXPECT_REFUSAL", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    fx.apply_env(&mut cmd);
+    let out = cmd.output().expect("run node (Node 20 is required)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let refused: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "refused")
+        .unwrap_or_else(|| panic!("no refusal seen by the SDK; stdout:\n{stdout}\nstderr:\n{stderr}"));
+    assert!(out.status.success(), "client failed; stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(refused["code"], -32000, "{refused}");
+    assert_eq!(refused["data"]["cap"], "max_instances", "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("max_instances 1 of 'everything' reached"), "{message}");
+    assert!(stderr.contains("mcp-runner: error: refused: max_instances 1"), "runner's stderr line; stderr:\n{stderr}");
+    holder.close_stdin();
+    holder.assert_exit(0, None);
+}

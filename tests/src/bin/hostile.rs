@@ -7,8 +7,8 @@
 //! and then answers newline-delimited JSON-RPC requests with
 //! `{"jsonrpc":"2.0","id":ID,"result":{"echo":PARAMS}}`, unless the mode says otherwise.
 //!
-//! Modes: `echo`, `daemon`, `ignore-term`, `ignore-eof`, `zombies N`, `forkbomb`, `leak`,
-//! `tree N` (see `main`).
+//! Modes: `echo`, `daemon`, `ignore-term`, `ignore-eof`, `zombies N`, `forkbomb`,
+//! `leak [MIB]`, `leak-on-input [MIB]`, `tree N` (see `main`).
 //!
 //! The process is single-threaded on purpose: after `fork` the child may then allocate and
 //! call anything, which is only sound when no other thread could hold a lock at fork time.
@@ -46,11 +46,14 @@ fn main() -> ExitCode {
         ("ignore-eof", _) => ignore_eof(),
         ("zombies", Some(n)) => zombies(n),
         ("forkbomb", _) => forkbomb(),
-        ("leak", _) => leak(),
+        ("leak", None) => leak(LEAK_MAX, false),
+        ("leak", Some(mib)) if mib >= 1 => leak(mib_bytes(mib), false),
+        ("leak-on-input", None) => leak(LEAK_MAX, true),
+        ("leak-on-input", Some(mib)) if mib >= 1 => leak(mib_bytes(mib), true),
         ("tree", Some(n)) if n >= 1 => tree(n),
         _ => {
             eprintln!(
-                "usage: hostile echo|daemon|ignore-term|ignore-eof|forkbomb|leak\n       hostile zombies N | tree N"
+                "usage: hostile echo|daemon|ignore-term|ignore-eof|forkbomb\n       hostile leak [MIB] | leak-on-input [MIB] | zombies N | tree N"
             );
             return ExitCode::from(2);
         }
@@ -140,25 +143,44 @@ fn forkbomb() -> io::Result<()> {
     serve_echo()
 }
 
-/// Allocates and touches memory steadily (so it is resident, not just reserved), bounded,
-/// then sleeps forever holding it.
-fn leak() -> io::Result<()> {
-    ready("leak", Map::new())?;
+/// Allocates and touches memory steadily (so it is resident, not just reserved) up to `limit`
+/// bytes (`leak MIB`: that many MiB, for the tests that need a leaker that stays below its own
+/// limit; plain `leak`: `LEAK_MAX`), reports `hostile/leak-done`, then sleeps forever holding it.
+/// `leak-on-input`: the same, but it starts leaking only once a line (any) arrives on stdin,
+/// so that a test can look at the server's cgroup before the kernel kills it, and after
+/// `hostile/leak-done` it answers requests (still holding its memory) until stdin EOF, then
+/// exits 0: an answer to a request sent after `leak-done` proves it was not killed.
+fn leak(limit: usize, on_input: bool) -> io::Result<()> {
+    ready(if on_input { "leak-on-input" } else { "leak" }, Map::new())?;
+    if on_input {
+        let mut line = String::new();
+        io::stdin().lock().read_line(&mut line)?;
+    }
     let mut hoard: Vec<Vec<u8>> = Vec::new();
     let mut total = 0usize;
-    while total < LEAK_MAX {
+    while total < limit {
+        let step = LEAK_STEP.min(limit - total);
         // vec![0; n] gets zero pages from the kernel that are not resident until written:
         // write one byte per page to make the memory count.
-        let mut block = vec![0u8; LEAK_STEP];
+        let mut block = vec![0u8; step];
         for page in block.iter_mut().step_by(4096) {
             *page = 1;
         }
         hoard.push(std::hint::black_box(block));
-        total += LEAK_STEP;
+        total += step;
         std::thread::sleep(LEAK_STEP_PAUSE);
     }
     notify("hostile/leak-done", json!({ "bytes": total }))?;
+    if on_input {
+        serve_echo()?;
+        drop(std::hint::black_box(hoard));
+        return Ok(());
+    }
     sleep_forever()
+}
+
+fn mib_bytes(mib: usize) -> usize {
+    mib.saturating_mul(1 << 20).min(LEAK_MAX)
 }
 
 /// A tree of `n` processes: this one and `n - 1` sleeping children. Exits 0 on EOF and leaves

@@ -1,0 +1,314 @@
+//! `mcp-runner wrap CONFIG`: rewrites the `mcpServers` of a client config so
+//! that every stdio server runs through the runner with `--name` set to its
+//! key; `--dry-run` prints the diff; the first change keeps a backup and
+//! `--undo` turns the servers back; a second run changes nothing; remote
+//! servers are left alone; a malformed config is an error that changes
+//! nothing. Each test runs the real binary on a copy of a real-shaped
+//! config (tests/fixtures/configs) in a fresh directory.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use mcp_runner_tests::{TempDir, runner_bin};
+use serde_json::{Value, json};
+
+/// A fixture copied into a fresh directory under its own name.
+struct Config {
+    dir: TempDir,
+    path: PathBuf,
+    original: Vec<u8>,
+}
+
+impl Config {
+    fn new(fixture: &str) -> Config {
+        let dir = TempDir::new("wrap");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/configs").join(fixture);
+        let original = fs::read(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+        let path = dir.path().join(fixture);
+        fs::write(&path, &original).expect("copy fixture");
+        Config { dir, path, original }
+    }
+
+    fn backup(&self) -> PathBuf {
+        PathBuf::from(format!("{}.mcp-runner.bak", self.path.display()))
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        fs::read(&self.path).expect("read config")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes()).expect("config is JSON")
+    }
+
+    fn original_json(&self) -> Value {
+        serde_json::from_slice(&self.original).expect("fixture is JSON")
+    }
+
+    fn assert_untouched(&self) {
+        assert!(self.bytes() == self.original, "{} changed", self.path.display());
+        assert!(!self.backup().exists(), "a backup was created");
+        let files: Vec<_> =
+            fs::read_dir(self.dir.path()).expect("read dir").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(files.len(), 1, "stray files: {files:?}");
+    }
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn wrap(config: &Path, flags: &[&str]) -> Outcome {
+    let out = Command::new(runner_bin())
+        .arg("wrap")
+        .arg(config)
+        .args(flags)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mcp-runner");
+    let outcome = Outcome {
+        code: out.status.code().expect("exited"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!("wrap {} {flags:?}: exit {}\n{}{}", config.display(), outcome.code, outcome.stdout, outcome.stderr);
+    outcome
+}
+
+fn wrap_ok(config: &Path, flags: &[&str]) -> Outcome {
+    let out = wrap(config, flags);
+    assert_eq!(out.code, 0, "wrap failed: {}", out.stderr);
+    out
+}
+
+/// The command `wrap` writes by default: the runner's own absolute path.
+fn runner_path() -> String {
+    fs::canonicalize(runner_bin()).expect("canonical runner path").to_string_lossy().into_owned()
+}
+
+/// `servers[name]` as the wrapped config must have it: every field kept,
+/// `command` the runner, `args` `run --name NAME -- COMMAND ARGS...`.
+fn wrapped(servers: &Value, name: &str, runner: &str) -> Value {
+    let mut entry = servers[name].clone();
+    let command = entry["command"].as_str().expect("command").to_owned();
+    let mut args = vec![json!("run"), json!("--name"), json!(name), json!("--"), json!(command)];
+    args.extend(entry.get("args").and_then(Value::as_array).cloned().unwrap_or_default());
+    entry["command"] = json!(runner);
+    entry["args"] = Value::Array(args);
+    entry
+}
+
+/// The original config with the named servers of one `mcpServers` object
+/// (at `pointer`) wrapped.
+fn expect_wrapped(mut config: Value, pointer: &str, names: &[&str], runner: &str) -> Value {
+    let servers = config.pointer(pointer).expect("servers").clone();
+    for name in names {
+        let entry = wrapped(&servers, name, runner);
+        *config.pointer_mut(pointer).and_then(|s| s.get_mut(*name)).expect("entry") = entry;
+    }
+    config
+}
+
+#[test]
+fn claude_desktop_config_is_wrapped_and_backed_up() {
+    let cfg = Config::new("claude_desktop_config.json");
+    let out = wrap_ok(&cfg.path, &[]);
+    let names = ["filesystem", "github", "sqlite", "weather"];
+    assert_eq!(cfg.json(), expect_wrapped(cfg.original_json(), "/mcpServers", &names, &runner_path()));
+    // env, disabled flags and unknown fields came along; the remote server did not change.
+    assert_eq!(cfg.json()["mcpServers"]["github"]["env"], json!({"GITHUB_PERSONAL_ACCESS_TOKEN": "ghp_example"}));
+    assert_eq!(cfg.json()["mcpServers"]["linear"], cfg.original_json()["mcpServers"]["linear"]);
+    assert!(fs::read(cfg.backup()).expect("backup") == cfg.original, "backup is not the original");
+    assert!(out.stdout.contains("wrapped          mcpServers.github\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("left alone       mcpServers.linear: remote server (url)\n"), "{}", out.stdout);
+    assert!(out.stdout.contains(&cfg.backup().display().to_string()), "{}", out.stdout);
+}
+
+#[test]
+fn cursor_mcp_json_is_wrapped_in_its_own_layout() {
+    let cfg = Config::new("cursor-mcp.json");
+    wrap_ok(&cfg.path, &[]);
+    let want = expect_wrapped(cfg.original_json(), "/mcpServers", &["context7", "postgres"], &runner_path());
+    assert_eq!(cfg.json(), want);
+    let text = String::from_utf8(cfg.bytes()).expect("UTF-8");
+    // Tabs stay tabs, one-item-per-line arrays stay so, no final newline is added.
+    assert!(text.contains("\n\t\t\t\"args\": [\n\t\t\t\t\"run\",\n\t\t\t\t\"--name\",\n"), "{text}");
+    assert!(text.ends_with("}\n}"), "{text}");
+}
+
+#[test]
+fn claude_code_mcp_json_keeps_type_stdio_and_skips_http_and_sse() {
+    let cfg = Config::new("claude-code.mcp.json");
+    let out = wrap_ok(&cfg.path, &[]);
+    let want = expect_wrapped(cfg.original_json(), "/mcpServers", &["playwright", "db"], &runner_path());
+    assert_eq!(cfg.json(), want);
+    assert_eq!(cfg.json()["mcpServers"]["playwright"]["type"], "stdio");
+    assert!(out.stdout.contains("mcpServers.sentry: remote server (type \"http\")"), "{}", out.stdout);
+    assert!(out.stdout.contains("mcpServers.asana: remote server (type \"sse\")"), "{}", out.stdout);
+    let text = String::from_utf8(cfg.bytes()).expect("UTF-8");
+    assert!(text.contains("\n            \"command\": \"") && text.ends_with("}\n"), "4-space layout lost:\n{text}");
+}
+
+#[test]
+fn claude_json_wraps_top_level_and_project_servers() {
+    let cfg = Config::new("claude.json");
+    let out = wrap_ok(&cfg.path, &[]);
+    let runner = runner_path();
+    let mut want = expect_wrapped(cfg.original_json(), "/mcpServers", &["memory", "time"], &runner);
+    want = expect_wrapped(want, "/projects/~1home~1ada~1src~1app/mcpServers", &["postgres"], &runner);
+    want = expect_wrapped(want, "/projects/~1home~1ada~1src~1site/mcpServers", &["fetch"], &runner);
+    assert_eq!(cfg.json(), want);
+    assert!(
+        out.stdout.contains(r#"wrapped          projects["/home/ada/src/app"].mcpServers.postgres"#),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn second_run_changes_nothing() {
+    for fixture in ["claude_desktop_config.json", "cursor-mcp.json", "claude-code.mcp.json", "claude.json"] {
+        let cfg = Config::new(fixture);
+        wrap_ok(&cfg.path, &[]);
+        let (bytes, meta) = (cfg.bytes(), fs::metadata(&cfg.path).expect("stat"));
+        let out = wrap_ok(&cfg.path, &[]);
+        let again = fs::metadata(&cfg.path).expect("stat");
+        assert!(cfg.bytes() == bytes, "{fixture}: second run changed the file");
+        // Same inode and mtime: the file was not even rewritten.
+        assert_eq!((again.ino(), again.mtime(), again.mtime_nsec()), (meta.ino(), meta.mtime(), meta.mtime_nsec()));
+        assert!(out.stdout.contains("nothing to change"), "{}", out.stdout);
+        assert!(!out.stdout.contains("wrapped          "), "{}", out.stdout);
+    }
+}
+
+#[test]
+fn the_backup_is_never_overwritten() {
+    let cfg = Config::new("claude_desktop_config.json");
+    wrap_ok(&cfg.path, &[]);
+    // A server added after the first wrap is wrapped by the next one; the
+    // backup still holds the config from before the first.
+    let mut edited = cfg.json();
+    edited["mcpServers"]["added"] = json!({"command": "node", "args": ["added.js"]});
+    fs::write(&cfg.path, serde_json::to_string_pretty(&edited).expect("serialize")).expect("edit");
+    let out = wrap_ok(&cfg.path, &[]);
+    assert_eq!(cfg.json()["mcpServers"]["added"], wrapped(&edited["mcpServers"], "added", &runner_path()));
+    assert!(fs::read(cfg.backup()).expect("backup") == cfg.original, "backup was overwritten");
+    assert!(out.stdout.contains("(kept from an earlier run)"), "{}", out.stdout);
+}
+
+#[test]
+fn undo_restores_the_original() {
+    for fixture in ["claude_desktop_config.json", "cursor-mcp.json", "claude-code.mcp.json", "claude.json"] {
+        let cfg = Config::new(fixture);
+        wrap_ok(&cfg.path, &[]);
+        let out = wrap_ok(&cfg.path, &["--undo"]);
+        assert_eq!(cfg.json(), cfg.original_json(), "{fixture}");
+        // The edit is exact: the very bytes come back.
+        assert!(cfg.bytes() == cfg.original, "{fixture}: bytes differ");
+        assert!(out.stdout.contains("unwrapped        "), "{}", out.stdout);
+        assert!(out.stdout.contains(&cfg.backup().display().to_string()), "{}", out.stdout);
+        assert!(cfg.backup().exists(), "{fixture}: undo removed the backup");
+    }
+}
+
+#[test]
+fn undo_keeps_edits_made_since_the_wrap() {
+    let cfg = Config::new("claude_desktop_config.json");
+    wrap_ok(&cfg.path, &[]);
+    let mut edited = cfg.json();
+    edited["mcpServers"]["github"]["env"]["GITHUB_PERSONAL_ACCESS_TOKEN"] = json!("ghp_rotated");
+    fs::write(&cfg.path, serde_json::to_string_pretty(&edited).expect("serialize")).expect("edit");
+    wrap_ok(&cfg.path, &["--undo"]);
+    let mut want = cfg.original_json();
+    want["mcpServers"]["github"]["env"]["GITHUB_PERSONAL_ACCESS_TOKEN"] = json!("ghp_rotated");
+    assert_eq!(cfg.json(), want);
+}
+
+#[test]
+fn undo_with_nothing_wrapped_says_so_and_changes_nothing() {
+    let cfg = Config::new("cursor-mcp.json");
+    let out = wrap_ok(&cfg.path, &["--undo"]);
+    assert!(out.stdout.contains("nothing to undo"), "{}", out.stdout);
+    cfg.assert_untouched();
+}
+
+#[test]
+fn dry_run_prints_a_diff_and_writes_nothing() {
+    let cfg = Config::new("claude_desktop_config.json");
+    let out = wrap_ok(&cfg.path, &["--dry-run"]);
+    let shown = cfg.path.display();
+    assert!(out.stdout.starts_with(&format!("--- {shown}\n+++ {shown}\n@@ -")), "{}", out.stdout);
+    assert!(out.stdout.contains("\n-      \"command\": \"npx\",\n"), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("\n+      \"command\": \"{}\",\n", runner_path())), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("\n+      \"args\": [\"run\", \"--name\", \"github\", \"--\", \"npx\", "),
+        "{}",
+        out.stdout
+    );
+    // The report goes to stderr, so that stdout is a clean patch.
+    assert!(out.stderr.contains("wrapped          mcpServers.github"), "{}", out.stderr);
+    cfg.assert_untouched();
+}
+
+#[test]
+fn malformed_config_is_exit_2_with_its_location_and_nothing_is_written() {
+    let cases = [
+        ("malformed-trailing-comma.json", "6:5: trailing comma"),
+        ("malformed-args-not-array.json", "9:15: mcpServers.github.args: expected an array of strings"),
+        ("malformed-mcpservers-array.json", "2:17: mcpServers: expected an object, found an array"),
+    ];
+    for (fixture, message) in cases {
+        for flags in [&[][..], &["--dry-run"], &["--undo"]] {
+            let cfg = Config::new(fixture);
+            let out = wrap(&cfg.path, flags);
+            assert_eq!(out.code, 2, "{fixture} {flags:?}");
+            let want = format!("{}:{message}", cfg.path.display());
+            assert!(out.stderr.contains(&want), "{fixture}: stderr lacks {want:?}:\n{}", out.stderr);
+            assert!(out.stdout.is_empty(), "{}", out.stdout);
+            cfg.assert_untouched();
+        }
+    }
+}
+
+#[test]
+fn missing_config_is_exit_2() {
+    let dir = TempDir::new("wrap-missing");
+    let path = dir.path().join("claude_desktop_config.json");
+    let out = wrap(&path, &[]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains(&format!("{}: no such file", path.display())), "{}", out.stderr);
+    assert_eq!(fs::read_dir(dir.path()).expect("read dir").count(), 0, "something was created");
+}
+
+#[test]
+fn runner_flag_sets_the_command() {
+    let cfg = Config::new("cursor-mcp.json");
+    wrap_ok(&cfg.path, &["--runner", "/usr/local/bin/mcp-runner"]);
+    let want =
+        expect_wrapped(cfg.original_json(), "/mcpServers", &["context7", "postgres"], "/usr/local/bin/mcp-runner");
+    assert_eq!(cfg.json(), want);
+}
+
+#[test]
+fn permissions_are_kept_for_the_config_and_its_backup() {
+    let cfg = Config::new("claude_desktop_config.json");
+    fs::set_permissions(&cfg.path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    wrap_ok(&cfg.path, &[]);
+    let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&cfg.path), 0o600);
+    assert_eq!(mode(&cfg.backup()), 0o600);
+}
+
+#[test]
+fn a_symlinked_config_stays_a_symlink() {
+    let cfg = Config::new("claude-code.mcp.json");
+    let link = cfg.dir.path().join("link.json");
+    std::os::unix::fs::symlink(&cfg.path, &link).expect("symlink");
+    wrap_ok(&link, &[]);
+    assert!(fs::symlink_metadata(&link).expect("lstat").file_type().is_symlink());
+    assert_eq!(cfg.json()["mcpServers"]["db"]["command"], json!(runner_path()));
+}
