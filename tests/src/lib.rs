@@ -32,6 +32,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 pub mod kernel;
+pub mod systemd;
 
 /// Path of the `hostile` test server binary. A macro because `CARGO_BIN_EXE_*` is only set
 /// when the integration tests themselves are compiled.

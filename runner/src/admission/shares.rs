@@ -33,8 +33,11 @@ pub fn plan(census: &Census, budget: &Effective) -> Vec<(String, Option<u64>)> {
 }
 
 /// Recomputes and writes every live session's share. Best effort: a
-/// session whose cgroup is gone is skipped, failures are logged.
-pub fn rebalance(dir: &StateDir, kind: DriverKind, facts: &HostFacts, budget: &Effective) {
+/// session whose cgroup is gone is skipped, failures are logged. `leaving`
+/// is the session of a runner that just ended: under systemd its slice is
+/// stopped if no server of it remains (a slice outlives its scopes, and
+/// every client process is a session of its own).
+pub fn rebalance(dir: &StateDir, kind: DriverKind, facts: &HostFacts, budget: &Effective, leaving: Option<&str>) {
     if kind == DriverKind::Userland {
         return; // no session cgroups to hold a share
     }
@@ -54,6 +57,17 @@ pub fn rebalance(dir: &StateDir, kind: DriverKind, facts: &HostFacts, budget: &E
         }
         DriverKind::Systemd => {
             let Ok(mut conn) = systemd::connect(facts.euid) else { return };
+            if let Some(session) = leaving
+                && !census.sessions.contains(session)
+                && let Err(e) = dbus::systemd::stop_unit(
+                    &mut conn,
+                    &units::session_slice(session),
+                    "replace",
+                    std::time::Duration::from_secs(10),
+                )
+            {
+                tracing::debug!("stopping the empty session slice of {session}: {e}");
+            }
             for (session, high) in &plan {
                 let props = [("MemoryHigh", dbus::PropValue::U64(high.unwrap_or(properties::INFINITY)))];
                 if let Err(e) = dbus::systemd::set_unit_properties(

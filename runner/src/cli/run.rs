@@ -104,7 +104,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     // The session's share, now that the driver has (re)written the session
     // cgroup's policy values and before the server can allocate anything.
     if let Some(dir) = &state {
-        admission::shares::rebalance(dir, enforcer.kind(), &facts, &budget);
+        admission::shares::rebalance(dir, enforcer.kind(), &facts, &budget, None);
     }
 
     // Blocked from here on and taken through the signalfd; the spawner
@@ -172,7 +172,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     enforcer.cleanup();
     if let Some(k) = &keeper {
         k.dir.remove(me);
-        admission::shares::rebalance(&k.dir, record_kind, &facts, &budget);
+        admission::shares::rebalance(&k.dir, record_kind, &facts, &budget, Some(&session));
     }
     let ended = result.or_exit(exit::RUNNER_FAILED)?;
     let outcome = Outcome::from_wait(ended.status, ended.breach);

@@ -165,23 +165,25 @@ pub fn supervise(
     }
 
     loop {
-        if reaper.reap().map_err(SuperviseError::Wait)? == Children::None {
-            break;
-        }
-        let now = Instant::now();
+        let children = reaper.reap().map_err(SuperviseError::Wait)?;
         // A server killed by SIGKILL may have been the kernel's OOM victim:
         // SIGCHLD often arrives before the memory.events wake, and once a
-        // teardown starts nothing samples any more. Judge once more now.
+        // teardown starts, or the tree is gone, nothing samples any more.
+        // Judge once more now, before deciding anything.
         if breach.is_none()
             && !judged_death
             && let Some(WaitStatus::Signaled(_, Signal::SIGKILL, _)) = reaper.main_status
         {
             judged_death = true;
-            if let Verdict::Exceeded(b) = driver.check(now - start) {
+            if let Verdict::Exceeded(b) = driver.check(start.elapsed()) {
                 tracing::error!("server killed: {b} ({})", driver.kind().enforcement());
                 breach = Some(b);
             }
         }
+        if children == Children::None {
+            break;
+        }
+        let now = Instant::now();
         if reaper.main_status.is_some() {
             match &teardown {
                 None => request(&mut teardown, CloseReason::ServerExited),

@@ -39,6 +39,9 @@ pub struct LeafWatch {
     /// lands between a failed charge and the kill must not use up the
     /// evidence.
     local_oom_seen: [u64; 3],
+    /// The session's hierarchical oom_kill at the last check: the fallback
+    /// evidence when the leaf's files are already gone.
+    session_oom_kill_seen: Option<u64>,
     refused_forks: u64,
     high_since: Option<Duration>,
     members: Vec<ProcessId>,
@@ -58,6 +61,7 @@ impl LeafWatch {
         let seen = memory::events(&leaf).unwrap_or_default();
         let local_oom_seen = local_ooms(&leaf, &session);
         let refused_forks = pids::refused_forks_of(&leaf);
+        let session_oom_kill_seen = memory::events(&session).map(|e| e.oom_kill).ok();
         Ok(LeafWatch {
             leaf,
             session,
@@ -67,6 +71,7 @@ impl LeafWatch {
             throttle_timeout,
             seen,
             local_oom_seen,
+            session_oom_kill_seen,
             refused_forks,
             high_since: None,
             members: Vec::new(),
@@ -117,7 +122,21 @@ impl LeafWatch {
     }
 
     fn judge_memory(&mut self, now: Duration) -> Verdict {
-        let Some(ev) = self.read_events() else { return Verdict::Within };
+        let session_ooms = memory::events(&self.session).map(|e| e.oom_kill).ok();
+        let session_before = std::mem::replace(&mut self.session_oom_kill_seen, session_ooms);
+        let Some(ev) = self.read_events() else {
+            // The leaf is gone (systemd removes an empty scope's cgroup at
+            // once): the session's hierarchical count tells whether an OOM
+            // kill happened below it since the last look.
+            return match (session_ooms, session_before) {
+                (Some(now_n), Some(before_n)) if now_n > before_n => Verdict::Exceeded(Breach::OomKilled {
+                    level: Level::Server,
+                    limit: self.limits.memory_max,
+                    peak: None,
+                }),
+                _ => Verdict::Within,
+            };
+        };
         let before = std::mem::replace(&mut self.seen, ev);
         if ev.oom_kill > before.oom_kill {
             let now_ooms = local_ooms(&self.leaf, &self.session);
