@@ -21,17 +21,26 @@ fn node_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("node")
 }
 
+/// tests/node with its packages installed, or `None` (skip) when `tests/setup` was not run;
+/// with `CI` set a missing install is a failure, not a skip.
+fn installed_node_dir() -> Option<PathBuf> {
+    let node = node_dir();
+    let installed =
+        ["sdk", "server-everything"].iter().all(|p| node.join("node_modules/@modelcontextprotocol").join(p).is_dir());
+    if installed {
+        return Some(node);
+    }
+    let reason = format!("{} is not installed: run tests/setup first", node.join("node_modules").display());
+    if std::env::var_os("CI").is_some() {
+        panic!("{reason}");
+    }
+    eprintln!("skipped: {reason}");
+    None
+}
+
 #[test]
 fn sdk_client_and_everything_server_through_the_runner() {
-    let node = node_dir();
-    if !node.join("node_modules/@modelcontextprotocol/server-everything").is_dir() {
-        let reason = format!("{} is not installed: run tests/setup first", node.join("node_modules").display());
-        if std::env::var_os("CI").is_some() {
-            panic!("{reason}");
-        }
-        eprintln!("skipped: {reason}");
-        return;
-    }
+    let Some(node) = installed_node_dir() else { return };
 
     // Node and its threads are bigger than the hostile servers: room enough not to hit limits.
     let fx = Fixture::new(&Policy::default().set("memory_max", "\"1G\"").set("pids_max", "256"));
@@ -122,15 +131,7 @@ impl Drop for KillOnDrop {
 /// `initialize`: the client shows the cap instead of hanging.
 #[test]
 fn sdk_client_sees_a_refusal_as_a_json_rpc_error() {
-    let node = node_dir();
-    if !node.join("node_modules/@modelcontextprotocol/sdk").is_dir() {
-        let reason = format!("{} is not installed: run tests/setup first", node.join("node_modules").display());
-        if std::env::var_os("CI").is_some() {
-            panic!("{reason}");
-        }
-        eprintln!("skipped: {reason}");
-        return;
-    }
+    let Some(node) = installed_node_dir() else { return };
     let fx =
         Fixture::new(&Policy::default().set("max_instances", "1").set_in("global", "min_headroom", "\"0\"").set_in(
             "global",

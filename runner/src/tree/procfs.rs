@@ -35,35 +35,31 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
-/// Parses `Pss:` + `SwapPss:` (kB) from `/proc/PID/smaps_rollup`, in bytes.
-pub fn parse_smaps_rollup(text: &str) -> Option<u64> {
-    let mut pss = None;
-    let mut swap_pss = 0;
+/// Sums two `Key: N kB` fields of a /proc file, in bytes: `primary` must
+/// be present, `extra` counts as 0 when absent (no swap configured).
+fn sum_kb(text: &str, primary: &str, extra: &str) -> Option<u64> {
+    let mut main = None;
+    let mut more = 0;
     for line in text.lines() {
         let mut it = line.split_ascii_whitespace();
         match (it.next(), it.next()) {
-            (Some("Pss:"), Some(v)) => pss = v.parse::<u64>().ok(),
-            (Some("SwapPss:"), Some(v)) => swap_pss = v.parse::<u64>().unwrap_or(0),
+            (Some(k), Some(v)) if k.strip_suffix(':') == Some(primary) => main = v.parse::<u64>().ok(),
+            (Some(k), Some(v)) if k.strip_suffix(':') == Some(extra) => more = v.parse::<u64>().unwrap_or(0),
             _ => {}
         }
     }
-    Some((pss? + swap_pss) * 1024)
+    Some((main? + more) * 1024)
 }
 
-/// Parses `VmRSS:` + `VmSwap:` (kB) from `/proc/PID/status`, in bytes: the
-/// fallback when `smaps_rollup` is unreadable (kernels < 4.14).
+/// `Pss` + `SwapPss` from `/proc/PID/smaps_rollup`, in bytes.
+pub fn parse_smaps_rollup(text: &str) -> Option<u64> {
+    sum_kb(text, "Pss", "SwapPss")
+}
+
+/// `VmRSS` + `VmSwap` from `/proc/PID/status`, in bytes: the fallback when
+/// `smaps_rollup` is unreadable (kernels < 4.14).
 pub fn parse_status_memory(text: &str) -> Option<u64> {
-    let mut rss = None;
-    let mut swap = 0;
-    for line in text.lines() {
-        let mut it = line.split_ascii_whitespace();
-        match (it.next(), it.next()) {
-            (Some("VmRSS:"), Some(v)) => rss = v.parse::<u64>().ok(),
-            (Some("VmSwap:"), Some(v)) => swap = v.parse::<u64>().unwrap_or(0),
-            _ => {}
-        }
-    }
-    Some((rss? + swap) * 1024)
+    sum_kb(text, "VmRSS", "VmSwap")
 }
 
 /// A view of `/proc` (or of a directory laid out like it, for tests).
