@@ -242,20 +242,7 @@ mod tests {
 
     // ---- property tests ---------------------------------------------------
 
-    /// xorshift64*: deterministic, dependency-free, good enough to explore.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            if n == 0 { 0 } else { self.next() % n }
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[derive(Clone, Debug)]
     struct Case {

@@ -344,6 +344,20 @@ pub fn server_leaf(
 /// Runners, each with what the test keeps about it (e.g. its leaf).
 pub type Runners<T> = Vec<(RunnerProc, T)>;
 
+/// Every victim exited 123 with a stderr line naming `level` (e.g. "(the session's limit,
+/// shared with its other servers)") and the kernel's whole-server OOM kill, and its leaf is
+/// gone.
+pub fn assert_oom_victims(victims: &mut Runners<Cgroup>, level: &str) {
+    for (victim, leaf) in victims {
+        let stderr = victim.assert_exit(123, Some("exceeded memory_max"));
+        assert!(
+            stderr.lines().any(|l| l.contains(level) && l.contains("the kernel OOM-killed the whole server")),
+            "the runner did not name {level} as the level; stderr:\n{stderr}"
+        );
+        assert!(!leaf.exists(), "the victim's leaf {leaf:?} is left");
+    }
+}
+
 /// Splits `hostile leak-on-input` runners into (killed, alive) once the kernel is done with
 /// them. First every server either reports `hostile/leak-done` or its stdout closes (killed).
 /// A server that finished can still be chosen as the OOM victim of another one's allocation,

@@ -18,7 +18,7 @@
 //! --test-threads=1): its counters are read as deltas, its peak through a reset file (6.12+).
 
 use mcp_runner_tests::kernel::{
-    self, Cgroup, PeakFromNow, kernel_or_skip, killed_or_alive, mib, server_leaf, session_id,
+    self, Cgroup, PeakFromNow, assert_oom_victims, kernel_or_skip, killed_or_alive, mib, server_leaf, session_id,
 };
 use mcp_runner_tests::{Fixture, RunnerProc, hostile};
 
@@ -65,15 +65,7 @@ fn kernel_global_cap_holds_three_sessions_together() {
     }
     let (mut victims, mut survivors) = killed_or_alive(runners);
     assert!(!victims.is_empty(), "every leaker finished and lives: the global cap did not hold them");
-    for (victim, leaf) in &mut victims {
-        let stderr = victim.assert_exit(123, Some("exceeded memory_max"));
-        assert!(
-            stderr.lines().any(|l| l.contains("(the global cap over all sessions)")
-                && l.contains("the kernel OOM-killed the whole server")),
-            "the runner did not name the global cap as the level; stderr:\n{stderr}"
-        );
-        assert!(!leaf.exists(), "the victim's leaf {leaf:?} is left");
-    }
+    assert_oom_victims(&mut victims, "(the global cap over all sessions)");
 
     // The kernel's account: the global limit was hit and OOM-killed; nothing below hit its own.
     let events = global.counters("memory.events").since(&before);

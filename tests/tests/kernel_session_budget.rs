@@ -13,7 +13,9 @@
 //! alive until the end. memory_high is "max" at every level: without swap a cgroup above
 //! memory.high is throttled rather than pushed on to memory.max (see kernel_throttle.rs).
 
-use mcp_runner_tests::kernel::{self, Cgroup, kernel_or_skip, killed_or_alive, mib, server_leaf, session_id};
+use mcp_runner_tests::kernel::{
+    self, Cgroup, assert_oom_victims, kernel_or_skip, killed_or_alive, mib, server_leaf, session_id,
+};
 use mcp_runner_tests::{Fixture, hostile};
 
 #[test]
@@ -52,15 +54,7 @@ fn kernel_session_budget_caps_two_servers_together() {
     }
     let (mut victims, mut survivors) = killed_or_alive(leakers);
     assert!(!victims.is_empty(), "both leakers finished and live: the session's budget did not hold them");
-    for (victim, leaf) in &mut victims {
-        let stderr = victim.assert_exit(123, Some("exceeded memory_max"));
-        assert!(
-            stderr.lines().any(|l| l.contains("(the session's limit, shared with its other servers)")
-                && l.contains("the kernel OOM-killed the whole server")),
-            "the runner did not name the session as the level; stderr:\n{stderr}"
-        );
-        assert!(!leaf.exists(), "the victim's leaf {leaf:?} is left");
-    }
+    assert_oom_victims(&mut victims, "(the session's limit, shared with its other servers)");
 
     // The kernel's account: the session's own limit was hit and OOM-killed; no leaf hit its own.
     let events = session_cg.counters("memory.events");
