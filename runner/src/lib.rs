@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod admission;
+pub mod cgroup;
 pub mod cli;
 pub mod driver;
 pub mod exit;

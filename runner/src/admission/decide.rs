@@ -6,6 +6,7 @@ use std::fmt;
 use mcp_runner_policy::format_bytes;
 
 use super::census::Census;
+pub use crate::driver::levels::Measured;
 
 /// The caps from the policy that admission checks.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16,17 +17,6 @@ pub struct Caps {
     pub max_instances: Option<u32>,
     pub min_headroom: u64,
     pub max_pressure: Option<f64>,
-}
-
-/// Free memory under a cap, where it could be measured.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Measured {
-    /// (free bytes, the cap, where) under the session's memory_max.
-    pub session_free: Option<(u64, u64, String)>,
-    /// The same under the global memory_max.
-    pub global_free: Option<(u64, u64, String)>,
-    /// PSI `some avg10` of the global level, percent, and where it was read.
-    pub pressure: Option<(f64, String)>,
 }
 
 /// Who asks.

@@ -13,7 +13,6 @@ pub mod census;
 pub mod decide;
 pub mod jsonrpc;
 pub mod lock;
-pub mod measure;
 pub mod shares;
 
 use std::os::fd::AsFd;
@@ -24,8 +23,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use self::census::Census;
 use self::decide::{Caps, Refusal, Request};
-use crate::driver::DriverKind;
-use crate::host::HostFacts;
+use crate::driver::levels::Levels;
 use crate::state::{RunnerRecord, StateDir};
 use crate::sys::poll::{Events, PollSet};
 use crate::tree::procfs::Procfs;
@@ -51,13 +49,7 @@ pub fn live_records(dir: &StateDir) -> Vec<RunnerRecord> {
 
 /// Admits `record`'s server and registers it (writes the record), or
 /// refuses after waiting up to `admission_wait` for room.
-pub fn admit(
-    dir: &StateDir,
-    kind: DriverKind,
-    facts: &HostFacts,
-    budget: &Effective,
-    record: &RunnerRecord,
-) -> Result<(), Refusal> {
+pub fn admit(dir: &StateDir, levels: &dyn Levels, budget: &Effective, record: &RunnerRecord) -> Result<(), Refusal> {
     let caps = Caps::from_budget(budget);
     let req = Request { session: &record.session, name: record.name.as_deref() };
     let deadline = Instant::now() + budget.global.admission_wait;
@@ -72,7 +64,7 @@ pub fn admit(
             Ok(_held) => {
                 let others = live_records(dir);
                 let census = Census::of(others.iter().filter(|r| r.runner != record.runner));
-                let measured = measure::measure(kind, facts, budget, &record.session);
+                let measured = levels.measure(&record.session);
                 let verdict = decide::admit(&census, &caps, &measured, &req);
                 if verdict.is_ok()
                     && let Err(e) = dir.write(record)

@@ -7,17 +7,14 @@
 //! and the throttle_timeout rule acts on a server pinned there. The
 //! session's memory.max stays the policy's session cap: shrinking it under
 //! a live session when another session arrives would OOM-kill servers that
-//! did nothing wrong.
+//! did nothing wrong. Where the share is written is the driver's business
+//! ([`Levels::set_shares`]).
 
 use mcp_runner_policy::{Effective, session_high, session_shares};
 
 use super::census::Census;
 use super::lock;
-use super::measure;
-use crate::driver::DriverKind;
-use crate::driver::cgroupfs::memory;
-use crate::driver::systemd::{self, dbus, properties, units};
-use crate::host::HostFacts;
+use crate::driver::levels::Levels;
 use crate::state::StateDir;
 
 /// The share of each live session: (session id, memory_high bytes).
@@ -32,56 +29,18 @@ pub fn plan(census: &Census, budget: &Effective) -> Vec<(String, Option<u64>)> {
         .collect()
 }
 
-/// Recomputes and writes every live session's share. Best effort: a
-/// session whose cgroup is gone is skipped, failures are logged. `leaving`
-/// is the session of a runner that just ended: under systemd its slice is
-/// stopped if no server of it remains (a slice outlives its scopes, and
-/// every client process is a session of its own).
-pub fn rebalance(dir: &StateDir, kind: DriverKind, facts: &HostFacts, budget: &Effective, leaving: Option<&str>) {
-    if kind == DriverKind::Userland {
-        return; // no session cgroups to hold a share
-    }
+/// Recomputes and writes every live session's share. Best effort. `leaving`
+/// is the session of a runner that just ended: if no server of it remains,
+/// the driver releases it.
+pub fn rebalance(dir: &StateDir, levels: &dyn Levels, budget: &Effective, leaving: Option<&str>) {
     let Ok(_held) = lock::lock(dir) else { return };
     let census = Census::of(&super::live_records(dir));
-    let plan = plan(&census, budget);
-    match kind {
-        DriverKind::Cgroupfs => {
-            for (session, high) in &plan {
-                let Some((_, session_dir)) = measure::levels(kind, facts, budget, session) else { continue };
-                if session_dir.exists()
-                    && let Err(e) = session_dir.write(memory::HIGH, &crate::driver::cgroupfs::fs::limit_value(*high))
-                {
-                    tracing::warn!("{e}");
-                }
-            }
-        }
-        DriverKind::Systemd => {
-            let Ok(mut conn) = systemd::connect(facts.euid) else { return };
-            if let Some(session) = leaving
-                && !census.sessions.contains(session)
-                && let Err(e) = dbus::systemd::stop_unit(
-                    &mut conn,
-                    &units::session_slice(session),
-                    "replace",
-                    std::time::Duration::from_secs(10),
-                )
-            {
-                tracing::debug!("stopping the empty session slice of {session}: {e}");
-            }
-            for (session, high) in &plan {
-                let props = [("MemoryHigh", dbus::PropValue::U64(high.unwrap_or(properties::INFINITY)))];
-                if let Err(e) = dbus::systemd::set_unit_properties(
-                    &mut conn,
-                    &units::session_slice(session),
-                    true,
-                    &props,
-                    std::time::Duration::from_secs(10),
-                ) {
-                    tracing::debug!("session share of {session}: {e}");
-                }
-            }
-        }
-        DriverKind::Userland => {}
+    if let Some(session) = leaving
+        && !census.sessions.contains(session)
+    {
+        levels.release_session(session);
     }
+    let plan = plan(&census, budget);
+    levels.set_shares(&plan);
     tracing::debug!(sessions = plan.len(), "session shares rebalanced");
 }

@@ -13,11 +13,9 @@ use super::args::{DriverArg, RunArgs};
 use super::policy_source;
 use super::{Failure, OrExit};
 use crate::admission;
-use crate::driver::cgroupfs::Cgroupfs;
+use crate::driver::enforcer::{Enforcer, Placement};
 use crate::driver::select::Selection;
-use crate::driver::systemd::Systemd;
-use crate::driver::userland::Userland;
-use crate::driver::{Driver, DriverError, DriverKind, IMPLEMENTED, select};
+use crate::driver::{IMPLEMENTED, levels, select};
 use crate::exit::{self, Outcome};
 use crate::host::HostFacts;
 use crate::state::sweep::sweep;
@@ -26,7 +24,6 @@ use crate::supervisor::{self, RecordKeeper, Timeouts, handled_signals};
 use crate::sys::spawn::{self, SpawnError, SpawnSpec};
 use crate::tree::ProcessId;
 use crate::tree::procfs::Procfs;
-use crate::tree::verdict::TreeLimits;
 
 pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let argv: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
@@ -59,7 +56,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     // server still runs without it, with a warning.
     let state = StateDir::locate().map_err(|e| tracing::warn!("{e}; crash cleanup by `mcp-runner gc` is off")).ok();
     if let Some(dir) = &state {
-        for action in sweep(dir, &table) {
+        for action in sweep(dir, &table, &|kind| levels::for_kind(kind, &facts, &budget)) {
             tracing::info!("{}", super::gc::describe(&action));
         }
     }
@@ -84,27 +81,30 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         pids_max: budget.server.limits.pids_max,
     };
     if let Some(dir) = &state
-        && let Err(refusal) = admission::admit(dir, selection.kind, &facts, &budget, &record)
+        && let Err(refusal) =
+            admission::admit(dir, &*levels::for_kind(selection.kind, &facts, &budget), &budget, &record)
     {
         return Err(refuse(&refusal, args.name.as_deref(), &session));
     }
 
     let strict = args.driver.is_some_and(|d| d != DriverArg::Auto) || budget.global.driver != DriverPref::Auto;
-    let built = build_enforcer(&selection, &facts, &budget, &session, args.name.as_deref(), me, strict);
-    let mut enforcer = match built {
+    let placement = Placement { session: &session, name: args.name.as_deref(), runner: me };
+    let mut enforcer = match Enforcer::build(&selection, &facts, &budget, &placement, strict) {
         Ok(e) => e,
-        Err(f) => {
+        Err(e) => {
             if let Some(dir) = &state {
                 dir.remove(me);
             }
-            return Err(f);
+            let code = if e.kernel_required { exit::REFUSED } else { exit::RUNNER_FAILED };
+            return Err(anyhow!("{e:#}")).or_exit(code);
         }
     };
+    let levels = enforcer.levels(&facts, &budget);
 
     // The session's share, now that the driver has (re)written the session
     // cgroup's policy values and before the server can allocate anything.
     if let Some(dir) = &state {
-        admission::shares::rebalance(dir, enforcer.kind(), &facts, &budget, None);
+        admission::shares::rebalance(dir, &*levels, &budget, None);
     }
 
     // Blocked from here on and taken through the signalfd; the spawner
@@ -154,12 +154,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     record.server = Procfs::snapshot().identity(server.as_raw());
     record.cgroup = enforcer.cgroup_path();
     record.stats_cgroup = enforcer.stats_cgroup();
-    if record.driver == DriverKind::Userland {
-        // The userland driver holds the tree to the tightest level.
-        let t = budget.tightest();
-        (record.memory_high, record.memory_max, record.pids_max) = (t.memory_high, t.memory_max, t.pids_max);
-    }
-    let record_kind = record.driver;
+    (record.memory_high, record.memory_max, record.pids_max) = enforcer.recorded_limits(&budget);
     let mut keeper = state.map(|dir| {
         if let Err(e) = dir.write(&record) {
             tracing::warn!("{e}");
@@ -172,7 +167,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     enforcer.cleanup();
     if let Some(k) = &keeper {
         k.dir.remove(me);
-        admission::shares::rebalance(&k.dir, record_kind, &facts, &budget, Some(&session));
+        admission::shares::rebalance(&k.dir, &*levels, &budget, Some(&session));
     }
     let ended = result.or_exit(exit::RUNNER_FAILED)?;
     let outcome = Outcome::from_wait(ended.status, ended.breach);
@@ -213,18 +208,6 @@ fn choose_driver(facts: &HostFacts, budget: &Effective, flag: Option<DriverArg>)
     Ok(selection)
 }
 
-/// The userland driver watches one tree, so the tightest limit of the three
-/// levels is the one it can hold that tree to.
-fn tree_limits(budget: &Effective) -> TreeLimits {
-    let l = budget.tightest();
-    TreeLimits {
-        memory_high: l.memory_high,
-        memory_max: l.memory_max,
-        pids_max: l.pids_max,
-        throttle_timeout: budget.server.throttle_timeout,
-    }
-}
-
 /// The session: `--session`, else the client process (pid and start time,
 /// so two clients that reuse a pid are two sessions).
 fn session_id(flag: Option<String>, table: &Procfs) -> String {
@@ -263,107 +246,6 @@ fn environment(me: ProcessId) -> Vec<OsString> {
         .collect();
     env.push(OsString::from(format!("{MARKER_VAR}={}", marker(me))));
     env
-}
-
-/// Builds the selected driver. With `auto`, a kernel driver that fails to
-/// set up hands over to the next one (systemd, cgroupfs, userland) with a
-/// warning; a forced driver fails instead, and `require = "kernel"` never
-/// ends up in userland.
-fn build_enforcer(
-    selection: &Selection,
-    facts: &HostFacts,
-    budget: &Effective,
-    session: &str,
-    name: Option<&str>,
-    me: ProcessId,
-    strict: bool,
-) -> Result<Enforcer, Failure> {
-    let kernel_required = budget.server.require == Enforcement::Kernel;
-    let mut chain = vec![selection.kind];
-    if !strict {
-        if selection.kind == DriverKind::Systemd && select::cgroupfs_unusable(facts).is_none() {
-            chain.push(DriverKind::Cgroupfs);
-        }
-        if !kernel_required && selection.kind != DriverKind::Userland {
-            chain.push(DriverKind::Userland);
-        }
-    }
-    let mut last = None;
-    for kind in chain {
-        if let Some(e) = &last {
-            tracing::warn!("{e}; trying the {kind} driver");
-        }
-        let built = match kind {
-            DriverKind::Systemd => Systemd::setup(facts, budget, session, name, me)
-                .map(|d| Enforcer::Systemd(Box::new(d)))
-                .map_err(DriverError::from),
-            DriverKind::Cgroupfs => {
-                Cgroupfs::setup(facts, budget, session, name, me).map(Enforcer::Cgroupfs).map_err(DriverError::from)
-            }
-            DriverKind::Userland => {
-                Ok(Enforcer::Userland(Userland::new(tree_limits(budget), budget.server.sample_interval)))
-            }
-        };
-        match built {
-            Ok(e) => return Ok(e),
-            Err(e) => last = Some(e),
-        }
-    }
-    let e = last.map_or_else(|| anyhow!("no driver could be set up"), anyhow::Error::from);
-    let code = if kernel_required { exit::REFUSED } else { exit::RUNNER_FAILED };
-    let prefix = if kernel_required { "refused: kernel enforcement is required, but " } else { "" };
-    Err(anyhow!("{prefix}{e:#}")).or_exit(code)
-}
-
-/// The driver this run uses, with what must be undone afterwards.
-enum Enforcer {
-    Userland(Userland),
-    Cgroupfs(Cgroupfs),
-    /// Boxed: it holds a D-Bus connection until the server is placed.
-    Systemd(Box<Systemd>),
-}
-
-impl Enforcer {
-    fn driver(&mut self) -> &mut dyn Driver {
-        match self {
-            Enforcer::Userland(d) => d,
-            Enforcer::Cgroupfs(d) => d,
-            Enforcer::Systemd(d) => d.as_mut(),
-        }
-    }
-
-    fn kind(&self) -> DriverKind {
-        match self {
-            Enforcer::Userland(_) => DriverKind::Userland,
-            Enforcer::Cgroupfs(_) => DriverKind::Cgroupfs,
-            Enforcer::Systemd(_) => DriverKind::Systemd,
-        }
-    }
-
-    /// The server's cgroup, whoever made it: status reads its figures.
-    fn stats_cgroup(&self) -> Option<std::path::PathBuf> {
-        match self {
-            Enforcer::Userland(_) => None,
-            Enforcer::Cgroupfs(d) => Some(d.leaf().path().to_path_buf()),
-            Enforcer::Systemd(d) => d.cgroup(),
-        }
-    }
-
-    /// The cgroup the crash sweep may kill and remove: only one the runner
-    /// made itself. systemd's scopes are systemd's to clean up (BindsTo).
-    fn cgroup_path(&self) -> Option<std::path::PathBuf> {
-        match self {
-            Enforcer::Userland(_) | Enforcer::Systemd(_) => None,
-            Enforcer::Cgroupfs(d) => Some(d.leaf().path().to_path_buf()),
-        }
-    }
-
-    /// Removes what the driver built; runs once the tree is gone.
-    fn cleanup(&self) {
-        if let Enforcer::Cgroupfs(d) = self {
-            d.remove();
-        }
-    }
 }
 
 /// A refused start: the client's first request gets a JSON-RPC error

@@ -4,12 +4,12 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mcp_runner_policy::{HostMemory, ServerRequest};
+use mcp_runner_policy::{Effective, HostMemory, ServerRequest};
 
 use super::args::StatusArgs;
 use super::{Failure, OrExit, policy_source};
-use crate::admission::{live_records, measure};
-use crate::driver::{IMPLEMENTED, select};
+use crate::admission::live_records;
+use crate::driver::{IMPLEMENTED, levels, select};
 use crate::exit;
 use crate::host::HostFacts;
 use crate::state::StateDir;
@@ -17,8 +17,19 @@ use crate::status::{self, Global, render};
 
 pub fn status(args: StatusArgs) -> Result<ExitCode, Failure> {
     let dir = StateDir::locate().or_exit(exit::RUNNER_FAILED)?;
+    let facts = HostFacts::probe();
+    // A policy that no longer loads must not hide what runs: fall back to
+    // the built-in one for where the levels are.
+    let request = ServerRequest { name: None, argv: &[] };
+    let memory = HostMemory { physical_bytes: facts.physical_memory };
+    let budget = policy_source::load(&policy_source::locate(None))
+        .ok()
+        .and_then(|p| p.resolve(&request, &memory).ok())
+        .map_or_else(|| mcp_runner_policy::builtin().resolve(&request, &memory), Ok)
+        .or_exit(exit::RUNNER_FAILED)?;
+    let levels_of = |kind| levels::for_kind(kind, &facts, &budget);
     loop {
-        let st = status::collect::status(&live_records(&dir), global_cap());
+        let st = status::collect::status(&live_records(&dir), global_cap(&facts, &budget), &levels_of);
         let body = if args.json {
             serde_json::to_string_pretty(&st).or_exit(exit::RUNNER_FAILED)? + "\n"
         } else {
@@ -38,23 +49,16 @@ pub fn status(args: StatusArgs) -> Result<ExitCode, Failure> {
     }
 }
 
-/// The global cap as the kernel holds it (the global cgroup's memory.max)
+/// The global cap as the driver holds it (the global cgroup's memory.max)
 /// or, under userland, as the policy states it.
-fn global_cap() -> Global {
-    let facts = HostFacts::probe();
-    let policy = policy_source::load(&policy_source::locate(None)).ok();
-    let budget = policy.and_then(|p| {
-        p.resolve(&ServerRequest { name: None, argv: &[] }, &HostMemory { physical_bytes: facts.physical_memory }).ok()
-    });
-    let Some(budget) = budget else { return Global::default() };
-    let kind = select::select(&facts, budget.global.driver, IMPLEMENTED).map(|s| s.kind).ok();
-    let dir = kind.and_then(|k| measure::global_dir(k, &facts, &budget)).filter(|d| d.is_dir());
-    let kernel_max = dir.as_ref().and_then(|d| {
-        crate::driver::cgroupfs::fs::CgroupDir::new(d).read_u64(crate::driver::cgroupfs::memory::MAX).ok().flatten()
-    });
+fn global_cap(facts: &HostFacts, budget: &Effective) -> Global {
+    let kind = select::select(facts, budget.global.driver, IMPLEMENTED).map(|s| s.kind).ok();
+    let levels = kind.map(|k| levels::for_kind(k, facts, budget));
+    let place = levels.as_ref().and_then(|l| l.global_place()).filter(|d| d.is_dir());
+    let kernel_max = place.as_ref().and(levels.as_ref()).and_then(|l| l.global_memory_max());
     Global {
         memory_max: kernel_max.or(budget.global.limits.memory_max),
-        cgroup: dir.map(|d| d.display().to_string()),
+        cgroup: place.map(|d| d.display().to_string()),
         ..Global::default()
     }
 }

@@ -10,6 +10,8 @@
 //! through the driver that built it.
 
 pub mod cgroupfs;
+pub mod enforcer;
+pub mod levels;
 pub mod select;
 pub mod systemd;
 pub mod userland;
@@ -70,6 +72,8 @@ pub enum DriverError {
     Cgroupfs(#[from] cgroupfs::CgroupfsError),
     #[error("systemd driver: {0}")]
     Systemd(#[from] systemd::SystemdError),
+    #[error("no driver could be set up")]
+    NoneLeft,
 }
 
 /// What the supervisor needs from an enforcement driver.

@@ -10,8 +10,8 @@
 
 use std::path::PathBuf;
 
-use crate::driver::cgroupfs::fs::CgroupDir;
-use crate::driver::cgroupfs::{hierarchy, wait_unpopulated};
+use crate::driver::DriverKind;
+use crate::driver::levels::Levels;
 use crate::state::{MARKER_VAR, RunnerRecord, StateDir, marker};
 use crate::sys::Signal;
 use crate::tree::kill::signal_exact;
@@ -26,14 +26,18 @@ pub enum SweepAction {
     RemovedGarbage { record: PathBuf, why: String },
 }
 
+/// The levels of a record's driver: a dead runner's placement is undone by
+/// the driver that made it.
+pub type LevelsOf<'a> = &'a dyn Fn(DriverKind) -> Box<dyn Levels>;
+
 /// Sweeps every dead runner's leftovers. Live runners are left alone.
-pub fn sweep(dir: &StateDir, table: &Procfs) -> Vec<SweepAction> {
+pub fn sweep(dir: &StateDir, table: &Procfs, levels: LevelsOf<'_>) -> Vec<SweepAction> {
     let mut actions = Vec::new();
     for (path, rec) in dir.records() {
         match rec {
             Ok(rec) if table.alive(rec.runner) => {}
             Ok(rec) => {
-                let killed = kill_leftovers(&rec, table);
+                let killed = levels(rec.driver).sweep_dead(&rec) + kill_marked(&rec, table);
                 dir.remove(rec.runner);
                 actions.push(SweepAction::Swept { record: path, name: rec.name, runner_pid: rec.runner.pid, killed });
             }
@@ -44,59 +48,6 @@ pub fn sweep(dir: &StateDir, table: &Procfs) -> Vec<SweepAction> {
         }
     }
     actions
-}
-
-fn kill_leftovers(rec: &RunnerRecord, table: &Procfs) -> usize {
-    let mut killed = 0;
-    if let Some(path) = &rec.cgroup {
-        killed += sweep_leaf(&CgroupDir::new(path));
-    }
-    killed + kill_marked(rec, table)
-}
-
-/// Kills everything in a dead runner's leaf and removes it (and its session
-/// cgroup, if that is now empty).
-pub fn sweep_leaf(leaf: &CgroupDir) -> usize {
-    if !leaf.exists() {
-        return 0;
-    }
-    let mut n = 0;
-    // A directory without cgroup.procs is not (or no longer) a cgroup:
-    // nothing to kill, only the directory to remove.
-    if leaf.file("cgroup.procs").exists() {
-        n = leaf.procs().map(|p| p.len()).unwrap_or(0);
-        if let Err(e) = leaf.write("cgroup.kill", "1") {
-            tracing::warn!("{e}");
-        }
-    }
-    // A task leaves its cgroup when it exits, before its parent (not us)
-    // reaps it: populated 0 means rmdir can succeed.
-    wait_unpopulated(leaf, std::time::Duration::from_secs(5));
-    if let Err(e) = leaf.remove() {
-        tracing::warn!("{e}");
-    }
-    n
-}
-
-/// Leaves under the cgroupfs driver's global cgroup whose owner (named in
-/// the leaf's name) is gone: a runner that died before it wrote its record
-/// leaves no record to sweep by. Returns the leaves swept and the processes
-/// killed; empty session cgroups are removed on the way.
-pub fn sweep_orphan_leaves(global: &CgroupDir, table: &Procfs) -> (usize, usize) {
-    let (mut leaves, mut killed) = (0, 0);
-    for session in global.children() {
-        let session = global.child(&session);
-        for leaf in session.children() {
-            let Some(owner) = hierarchy::leaf_owner(&leaf) else { continue };
-            if !table.alive(owner) {
-                killed += sweep_leaf(&session.child(&leaf));
-                leaves += 1;
-            }
-        }
-        // EBUSY while a live server uses it: fine.
-        let _ = session.remove();
-    }
-    (leaves, killed)
 }
 
 fn kill_marked(rec: &RunnerRecord, table: &Procfs) -> usize {
@@ -120,6 +71,10 @@ mod tests {
     use crate::state::tests::{record, temp_state};
     use crate::tree::ProcessId;
     use std::process::Command;
+
+    fn no_levels(_: DriverKind) -> Box<dyn Levels> {
+        Box::new(crate::driver::userland::levels::MachineLevels::new())
+    }
 
     #[test]
     fn dead_runner_leftovers_are_killed_live_runner_untouched() {
@@ -153,7 +108,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
 
-        let actions = sweep(&d, &table);
+        let actions = sweep(&d, &table, &no_levels);
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(actions.len(), 1, "{actions:?}");
         assert!(matches!(actions[0], SweepAction::Swept { killed: 2, .. }), "{actions:?}");
@@ -162,25 +117,6 @@ mod tests {
         let left: Vec<_> = d.records().into_iter().map(|(_, r)| r.expect("record").runner).collect();
         assert_eq!(left, vec![me]);
         std::fs::remove_dir_all(d.path()).ok();
-    }
-
-    #[test]
-    fn orphan_leaves_of_dead_owners_are_removed() {
-        // A directory tree shaped like the global cgroup (not a real cgroup:
-        // rmdir works on plain empty directories too).
-        let global = crate::driver::cgroupfs::fs::tests::fixture("orphans", &[]);
-        let table = Procfs::snapshot();
-        let me = table.identity(std::process::id() as i32).expect("self");
-        let dead = ProcessId { pid: i32::MAX - 3, start: 9 };
-        for (session, owner) in [("s-a", dead), ("s-b", me)] {
-            std::fs::create_dir_all(global.path().join(session).join(hierarchy::leaf_name(Some("x"), owner)))
-                .expect("mkdir");
-        }
-        let (leaves, killed) = sweep_orphan_leaves(&global, &table);
-        assert_eq!((leaves, killed), (1, 0));
-        assert!(!global.path().join("s-a").exists(), "empty session of the dead owner removed");
-        assert!(global.path().join("s-b").join(hierarchy::leaf_name(Some("x"), me)).exists(), "live leaf kept");
-        std::fs::remove_dir_all(global.path()).ok();
     }
 
     #[test]
@@ -194,7 +130,7 @@ mod tests {
         // Same pid, other start time: a different process.
         dead.members = vec![ProcessId { pid: real.pid, start: real.start + 1 }];
         d.write(&dead).expect("write");
-        let actions = sweep(&d, &table);
+        let actions = sweep(&d, &table, &no_levels);
         assert!(matches!(actions[0], SweepAction::Swept { killed: 0, .. }), "{actions:?}");
         assert_eq!(innocent.try_wait().expect("try_wait"), None, "innocent process was killed");
         innocent.kill().ok();

@@ -6,7 +6,7 @@
 //! - LEAF (`<name>.<runner pid>.<runner start time>`): one server and every
 //!   process it forks. A runner's identity makes the leaf name unique for
 //!   the runner's lifetime, so a leaf is never reused (see
-//!   [`super::fs::CgroupDir::create_new`]) and a dead runner's leaf is
+//!   [`crate::cgroup::fs::CgroupDir::create_new`]) and a dead runner's leaf is
 //!   recognisable by name alone.
 
 use crate::tree::ProcessId;

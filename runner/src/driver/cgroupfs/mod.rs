@@ -4,11 +4,8 @@
 //! forks. The supervisor only listens (memory.events wakes it by POLLPRI)
 //! and tears the leaf down with cgroup.kill.
 
-pub mod cpu;
-pub mod fs;
 pub mod hierarchy;
-pub mod memory;
-pub mod pids;
+pub mod levels;
 pub mod root;
 pub mod watch;
 
@@ -17,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use mcp_runner_policy::{Effective, Limits};
 
-use self::fs::{CgroupDir, CgroupIoError};
 use self::root::RootError;
 use self::watch::LeafWatch;
+use crate::cgroup::fs::{CgroupDir, CgroupIoError};
+use crate::cgroup::{cpu, fs, memory, pids};
 use crate::driver::{Driver, DriverError, DriverKind};
 use crate::host::HostFacts;
 use crate::sys::Signal;

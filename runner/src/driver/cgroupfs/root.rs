@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fs::{CgroupDir, CgroupIoError};
+use crate::cgroup::fs::{CgroupDir, CgroupIoError};
 use crate::host::{HostFacts, cgroup::join};
 
 /// The controllers the runner enables, in this order; cpu is optional.
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn missing_required_controller_is_named() {
-        let d = crate::driver::cgroupfs::fs::tests::fixture("ctl", &[("cgroup.controllers", "cpu pids\n")]);
+        let d = crate::cgroup::fs::tests::fixture("ctl", &[("cgroup.controllers", "cpu pids\n")]);
         let e = enable_controllers(&d, true).expect_err("no memory");
         assert!(e.to_string().starts_with("controller `memory` is not available in"), "{e}");
         std::fs::remove_dir_all(d.path()).ok();
@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn already_enabled_is_a_no_op() {
-        let d = crate::driver::cgroupfs::fs::tests::fixture(
+        let d = crate::cgroup::fs::tests::fixture(
             "ctl2",
             &[("cgroup.controllers", "cpu io memory pids\n"), ("cgroup.subtree_control", "cpu memory pids\n")],
         );

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use mcp_runner_policy::{Limits, format_bytes};
 
-use super::fs::{CgroupDir, CgroupIoError, limit_value};
-use super::memory::{self, MemoryEvents};
-use super::pids;
+use crate::cgroup::fs::{CgroupDir, CgroupIoError, limit_value};
+use crate::cgroup::memory::{self, MemoryEvents};
+use crate::cgroup::pids;
 use crate::tree::ProcessId;
 use crate::tree::procfs::Procfs;
 use crate::tree::verdict::{Breach, Level, Verdict};

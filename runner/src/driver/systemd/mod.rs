@@ -16,6 +16,7 @@
 //! moved it into its scope, so it never runs outside its budget.
 
 pub mod dbus;
+pub mod levels;
 pub mod properties;
 pub mod units;
 
@@ -27,8 +28,8 @@ use mcp_runner_policy::{Effective, Limits};
 
 use self::dbus::systemd as manager;
 use self::dbus::{Connection, DbusError, PropValue};
-use super::cgroupfs::fs::{CgroupDir, CgroupIoError};
 use super::cgroupfs::watch::LeafWatch;
+use crate::cgroup::fs::{CgroupDir, CgroupIoError};
 use crate::driver::{Driver, DriverError, DriverKind};
 use crate::host::{HostFacts, cgroup};
 use crate::sys::Signal;

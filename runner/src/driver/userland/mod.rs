@@ -9,6 +9,8 @@
 //! is not a throttle here, and nothing is enforced while the runner is not
 //! running. The kernel drivers have none of these gaps.
 
+pub mod levels;
+
 use std::time::Duration;
 
 use crate::driver::{Driver, DriverError, DriverKind};

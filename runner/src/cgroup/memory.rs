@@ -76,7 +76,7 @@ pub fn local_ooms(dir: &CgroupDir) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::cgroupfs::fs::tests::fixture;
+    use crate::cgroup::fs::tests::fixture;
 
     #[test]
     fn events_parse_by_key() {

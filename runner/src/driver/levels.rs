@@ -1,0 +1,89 @@
+//! The levels above one server: its session and the global cap, as each
+//! driver keeps them (cgroups it made, slices systemd made, or nothing but
+//! the machine itself).
+//!
+//! Admission, session shares, `status` and `gc` go through [`Levels`] and
+//! never read a cgroup file or call systemd themselves, so nothing above the
+//! drivers knows which one runs. A record is always read through the
+//! levels of the driver that wrote it ([`for_kind`]).
+
+use std::path::PathBuf;
+
+use mcp_runner_policy::Effective;
+
+use super::DriverKind;
+use crate::host::HostFacts;
+use crate::state::RunnerRecord;
+
+/// Free memory and pressure where a driver can measure them, for admission.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Measured {
+    /// (free bytes, the cap, where) under the session's memory_max.
+    pub session_free: Option<(u64, u64, String)>,
+    /// The same under the global memory_max.
+    pub global_free: Option<(u64, u64, String)>,
+    /// Memory pressure of the global level, percent, and where it was read.
+    pub pressure: Option<(f64, String)>,
+}
+
+/// One server's figures, from where its driver keeps them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Figures {
+    /// Bytes: the kernel's charge for the leaf, or the tree's sum.
+    pub memory_current: u64,
+    pub memory_peak: Option<u64>,
+    pub swap: Option<u64>,
+    /// The limits in force, where the driver can read them back.
+    pub memory_high: Option<u64>,
+    pub memory_max: Option<u64>,
+    pub pids_max: Option<u64>,
+    /// Live processes of the tree.
+    pub processes: u64,
+    /// Tasks (threads), the unit of pids_max.
+    pub tasks: Option<u64>,
+    pub throttled: Option<u64>,
+    pub oom_kills: Option<u64>,
+    pub forks_refused: Option<u64>,
+    /// Where the figures come from (the server's cgroup).
+    pub place: Option<String>,
+}
+
+/// What every driver answers about the levels above a server.
+pub trait Levels {
+    /// Headroom under the session's and the global memory_max, and the
+    /// pressure of the global level, for a server about to join `session`.
+    fn measure(&self, session: &str) -> Measured;
+
+    /// The global level's place (a cgroup), if the driver has one.
+    fn global_place(&self) -> Option<PathBuf>;
+
+    /// The global memory_max as enforced, where it can be read back.
+    fn global_memory_max(&self) -> Option<u64>;
+
+    /// Writes each live session's share (its memory_high). Best effort:
+    /// failures are logged.
+    fn set_shares(&self, shares: &[(String, Option<u64>)]);
+
+    /// A session has no live server left: release what holds its budget.
+    fn release_session(&self, session: &str);
+
+    /// One server's figures.
+    fn figures(&self, rec: &RunnerRecord) -> Figures;
+
+    /// Kills and removes what a dead runner's placement still holds (its
+    /// leaf); returns how many processes were killed.
+    fn sweep_dead(&self, rec: &RunnerRecord) -> usize;
+
+    /// Placements whose owner died before writing a record: (removed,
+    /// processes killed).
+    fn sweep_orphans(&self) -> (usize, usize);
+}
+
+/// The levels of the driver `kind`.
+pub fn for_kind(kind: DriverKind, facts: &HostFacts, budget: &Effective) -> Box<dyn Levels> {
+    match kind {
+        DriverKind::Cgroupfs => Box::new(super::cgroupfs::levels::CgroupfsLevels::new(facts, budget)),
+        DriverKind::Systemd => Box::new(super::systemd::levels::SystemdLevels::new(facts, budget)),
+        DriverKind::Userland => Box::new(super::userland::levels::MachineLevels::new()),
+    }
+}
