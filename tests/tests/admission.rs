@@ -131,3 +131,30 @@ fn a_refused_runner_waits_for_room_when_the_policy_allows() {
     waiting.close_stdin();
     waiting.assert_exit(0, None);
 }
+
+/// A refused runner answers a first request of any size up to its limit: the
+/// answer path once read through a buffered stdin while polling the raw
+/// descriptor, so a request over 4 KiB sat in the buffer unseen until the
+/// 10 s give-up, and the client got nothing.
+// See: issue 9, finding 4.
+#[test]
+fn issue_9_refusal_answers_large_first_requests() {
+    let fx = Fixture::new(&counts_only().set_in("global", "max_servers", "1"));
+    let mut held = fx.run_in("a", "x", &[HOSTILE, "echo"]);
+    initialize(&mut held);
+    assert!(matches!(first(&mut held), First::Admitted));
+    for size in [5_000usize, 1_000_000] {
+        let mut refused = fx.run_in("b", "x", &[HOSTILE, "echo"]);
+        let padding = "p".repeat(size);
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"clientInfo": {"name": "big", "version": padding}}});
+        refused.send_line(&request.to_string());
+        match first(&mut refused) {
+            First::Refused(err) => assert_eq!(err["data"]["cap"], "max_servers", "{size} bytes: {err}"),
+            First::Admitted => panic!("a second server was admitted under max_servers 1"),
+        }
+        refused.assert_exit(122, Some("max_servers 1 reached"));
+    }
+    held.close_stdin();
+    held.assert_exit(0, None);
+}

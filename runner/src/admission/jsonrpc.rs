@@ -3,8 +3,8 @@
 //! so stdin is the runner's to read) and answers it with an error that
 //! names the cap, the current use and the limit.
 
-use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -39,39 +39,61 @@ pub fn refusal_response(request: &Value, refusal: &Refusal, server: Option<&str>
     }))
 }
 
+/// The largest first request the runner reads before giving up: MCP
+/// clients send `initialize` first, a few hundred bytes to a few KiB.
+const MAX_FIRST_REQUEST: usize = 4 << 20;
+
 /// Reads newline-delimited messages from stdin until the first request
 /// (skipping notifications), answers it on stdout, and returns whether an
 /// answer went out. Gives up at `timeout`, at EOF, or on a line that is not
 /// JSON: an answer is a courtesy, the exit code and stderr already say it.
 pub fn answer_first_request(refusal: &Refusal, server: Option<&str>, session: &str, timeout: Duration) -> bool {
+    let mut out = io::stdout().lock();
+    answer_from(io::stdin().as_fd(), &mut out, refusal, server, session, timeout)
+}
+
+/// [`answer_first_request`] over any input descriptor and output. The input
+/// is read with read(2) on the descriptor itself: a buffered reader would
+/// keep bytes the next poll cannot see, and a request that spans its buffer
+/// would never be finished (a request over 4 KiB was lost that way).
+fn answer_from(
+    input: BorrowedFd<'_>,
+    out: &mut impl Write,
+    refusal: &Refusal,
+    server: Option<&str>,
+    session: &str,
+    timeout: Duration,
+) -> bool {
     let deadline = Instant::now() + timeout;
-    let handle = io::stdin();
-    let mut stdin = handle.lock();
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut scanned = 0;
     loop {
-        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+        while let Some(end) = buf[scanned..].iter().position(|b| *b == b'\n').map(|i| scanned + i) {
             let line: Vec<u8> = buf.drain(..=end).collect();
+            scanned = 0;
             let Ok(msg) = serde_json::from_slice::<Value>(&line) else { return false };
             if let Some(answer) = refusal_response(&msg, refusal, server, session) {
-                let mut out = io::stdout().lock();
                 return writeln!(out, "{answer}").and_then(|_| out.flush()).is_ok();
             }
         }
+        scanned = buf.len();
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return false;
         }
         let mut set = PollSet::new();
-        let i = set.add(handle.as_fd(), Events::IN);
+        let i = set.add(input, Events::IN);
         if set.wait(Some(left)).is_err() || set.revents(i).is_empty() {
             return false;
         }
-        match stdin.read(&mut chunk) {
-            Ok(0) | Err(_) => return false,
+        match nix::unistd::read(input, &mut chunk) {
+            Ok(0) => return false,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+            Err(_) => return false,
         }
-        if buf.len() > 1 << 20 {
+        if buf.len() > MAX_FIRST_REQUEST {
             return false;
         }
     }
@@ -105,6 +127,31 @@ mod tests {
         assert_eq!(r["error"]["data"]["limit"], 64.0);
         let string_id = json!({"jsonrpc": "2.0", "id": "abc", "method": "initialize"});
         assert_eq!(refusal_response(&string_id, &refusal(), None, "s1").expect("request")["id"], "abc");
+    }
+
+    /// A first request of `size` bytes, preceded by a notification, written
+    /// by another thread in pieces; the answer must carry its id.
+    fn answered(size: usize) -> Value {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let req = json!({"jsonrpc": "2.0", "id": 9, "method": "initialize", "params": {"pad": "p".repeat(size)}});
+        let text = format!("{}\n{req}\n", json!({"jsonrpc": "2.0", "method": "notifications/x"}));
+        let writer = std::thread::spawn(move || {
+            let mut w = std::fs::File::from(w);
+            for piece in text.as_bytes().chunks(3000) {
+                w.write_all(piece).expect("write");
+            }
+        });
+        let mut out = Vec::new();
+        assert!(answer_from(r.as_fd(), &mut out, &refusal(), None, "s", Duration::from_secs(30)), "{size} bytes");
+        writer.join().expect("writer");
+        serde_json::from_slice(&out).expect("one JSON line")
+    }
+
+    #[test]
+    fn first_requests_of_any_size_are_answered() {
+        for size in [10, 5_000, 70_000, 1_000_000] {
+            assert_eq!(answered(size)["id"], 9, "{size} bytes");
+        }
     }
 
     #[test]
