@@ -15,6 +15,7 @@ pub mod driver;
 pub mod exit;
 pub mod host;
 pub mod logging;
+pub mod os;
 pub mod state;
 pub mod status;
 pub mod supervisor;

@@ -7,23 +7,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
 use mcp_runner_policy::{DriverPref, Effective, Enforcement, HostMemory, ServerRequest};
-use nix::sys::prctl;
 
 use super::args::{DriverArg, RunArgs};
 use super::policy_source;
 use super::{Failure, OrExit};
 use crate::admission;
 use crate::driver::enforcer::{Enforcer, Placement};
+use crate::driver::levels::{self, Levels};
 use crate::driver::select::Selection;
-use crate::driver::{IMPLEMENTED, levels, select};
+use crate::driver::{IMPLEMENTED, select};
 use crate::exit::{self, Outcome};
 use crate::host::HostFacts;
+use crate::os::{
+    self,
+    spawn::{self, SpawnError, SpawnSpec},
+};
 use crate::state::sweep::sweep;
 use crate::state::{MARKER_VAR, RunnerRecord, StateDir, marker};
-use crate::supervisor::{self, RecordKeeper, Timeouts, handled_signals};
-use crate::sys::spawn::{self, SpawnError, SpawnSpec};
+use crate::supervisor::{self, RecordKeeper, Timeouts};
 use crate::tree::ProcessId;
-use crate::tree::procfs::Procfs;
 
 pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let argv: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
@@ -42,13 +44,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         tracing::info!("not using {p}");
     }
 
-    prctl::set_child_subreaper(true)
-        .map_err(|e| anyhow!("PR_SET_CHILD_SUBREAPER failed ({e}): Linux 3.4 or newer is needed to reap orphans"))
-        .or_exit(exit::RUNNER_FAILED)?;
-    let table = Procfs::snapshot();
+    os::become_reaper().or_exit(exit::RUNNER_FAILED)?;
+    let table = os::Procs::snapshot();
     let me = table
         .identity(std::process::id() as i32)
-        .context("cannot read /proc/self/stat")
+        .context("cannot read the runner's own process entry")
         .or_exit(exit::RUNNER_FAILED)?;
     let session = session_id(args.session, &table);
 
@@ -63,7 +63,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
 
     // Register before anything is built: a refused server leaves nothing
     // behind, and the record is what later runners count.
-    let mut record = RunnerRecord {
+    let record = RunnerRecord {
         version: 1,
         runner: me,
         session: session.clone(),
@@ -86,90 +86,65 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     {
         return Err(refuse(&refusal, args.name.as_deref(), &session));
     }
+    // From here on, every way out removes the record and what the driver
+    // built, and gives the session's share back.
+    let mut guard = Registered { keeper: state.map(|dir| RecordKeeper { dir, record }), enforcer: None, levels: None };
 
     let strict = args.driver.is_some_and(|d| d != DriverArg::Auto) || budget.global.driver != DriverPref::Auto;
     let placement = Placement { session: &session, name: args.name.as_deref(), runner: me };
-    let mut enforcer = match Enforcer::build(&selection, &facts, &budget, &placement, strict) {
-        Ok(e) => e,
-        Err(e) => {
-            if let Some(dir) = &state {
-                dir.remove(me);
-            }
-            let code = if e.kernel_required { exit::REFUSED } else { exit::RUNNER_FAILED };
-            return Err(anyhow!("{e:#}")).or_exit(code);
-        }
-    };
+    let enforcer = Enforcer::build(&selection, &facts, &budget, &placement, strict).map_err(|e| {
+        let code = if e.kernel_required { exit::REFUSED } else { exit::RUNNER_FAILED };
+        Failure { code, error: anyhow!("{e:#}") }
+    })?;
     let levels = enforcer.levels(&facts, &budget);
-
     // The session's share, now that the driver has (re)written the session
     // cgroup's policy values and before the server can allocate anything.
-    if let Some(dir) = &state {
-        admission::shares::rebalance(dir, &*levels, &budget, None);
+    if let Some(k) = &guard.keeper {
+        admission::shares::rebalance(&k.dir, &*levels, &budget, None);
     }
+    let enforcer = guard.enforcer.insert(enforcer);
+    guard.levels = Some((levels, budget.clone(), session.clone()));
 
-    // Blocked from here on and taken through the signalfd; the spawner
-    // resets the child's mask before exec.
-    handled_signals().thread_block().context("cannot block signals").or_exit(exit::RUNNER_FAILED)?;
-
-    let mut spec = SpawnSpec {
-        argv: args.command.clone(),
-        env: environment(me),
-        die_with_parent: true,
-        no_core_dumps: true,
-        ..SpawnSpec::default()
-    };
-    if let Err(e) = enforcer.driver().prepare(&mut spec) {
-        enforcer.cleanup();
-        if let Some(dir) = &state {
-            dir.remove(me);
-        }
-        return Err(e).or_exit(exit::RUNNER_FAILED);
-    }
+    // The events are set up before the server exists: a signal to the
+    // runner while it starts is taken, not lost (and on Linux the handled
+    // signals are blocked from here on; the child's mask is reset).
+    let mut events =
+        os::PlatformEvents::new().context("cannot set up the event source").or_exit(exit::RUNNER_FAILED)?;
+    let mut spec = SpawnSpec::new(args.command.clone(), environment(me));
+    enforcer.driver().prepare(&mut spec).or_exit(exit::RUNNER_FAILED)?;
     let started = spawn::spawn(&spec).map_err(|e| spawn_failure(&args.command[0], e)).and_then(|mut child| {
         enforcer.driver().place(&child).or_exit(exit::RUNNER_FAILED)?;
         child.release().map_err(|e| spawn_failure(&args.command[0], e))?;
         Ok(child)
     });
-    // The cgroup descriptors are not needed once the child has exec'd.
+    // The descriptors the spawn needed are not needed once the child exec'd.
     drop(spec);
-    let child = match started {
-        Ok(c) => c,
-        Err(f) => {
-            // A child that failed before exec has exited; reap it before
-            // removing its cgroup.
-            let _ = nix::sys::wait::waitpid(None, None);
-            enforcer.cleanup();
-            if let Some(dir) = &state {
-                dir.remove(me);
-            }
-            return Err(f);
-        }
-    };
+    let child = started.inspect_err(|_| {
+        // A child that failed before exec has exited; reap it before the
+        // guard removes its cgroup.
+        let _ = nix::sys::wait::waitpid(None, None);
+    })?;
     let server = child.pid;
-    tracing::debug!(pid = server.as_raw(), born_in_cgroup = child.born_in_cgroup, "server started");
+    tracing::debug!(pid = server.as_raw(), "server started");
     let driver = enforcer.driver();
     tracing::info!("{}: {}", driver.kind().enforcement(), driver.describe_limits());
 
-    record.driver = enforcer.driver().kind();
-    record.server = Procfs::snapshot().identity(server.as_raw());
-    record.cgroup = enforcer.cgroup_path();
-    record.stats_cgroup = enforcer.stats_cgroup();
-    (record.memory_high, record.memory_max, record.pids_max) = enforcer.recorded_limits(&budget);
-    let mut keeper = state.map(|dir| {
-        if let Err(e) = dir.write(&record) {
+    if let Some(k) = guard.keeper.as_mut() {
+        let rec = &mut k.record;
+        rec.driver = enforcer.kind();
+        rec.server = os::Procs::snapshot().identity(server.as_raw());
+        rec.cgroup = enforcer.cgroup_path();
+        rec.stats_cgroup = enforcer.stats_cgroup();
+        (rec.memory_high, rec.memory_max, rec.pids_max) = enforcer.recorded_limits(&budget);
+        if let Err(e) = k.dir.write(rec) {
             tracing::warn!("{e}");
         }
-        RecordKeeper { dir, record }
-    });
+    }
 
     let timeouts = Timeouts { grace: budget.server.grace, kill_timeout: budget.server.kill_timeout };
-    let result = supervisor::supervise(enforcer.driver(), server, timeouts, keeper.as_mut());
-    enforcer.cleanup();
-    if let Some(k) = &keeper {
-        k.dir.remove(me);
-        admission::shares::rebalance(&k.dir, &*levels, &budget, Some(&session));
-    }
-    let ended = result.or_exit(exit::RUNNER_FAILED)?;
+    let ended = supervisor::supervise(enforcer.driver(), server, timeouts, guard.keeper.as_mut(), &mut events)
+        .or_exit(exit::RUNNER_FAILED)?;
+    drop(guard);
     let outcome = Outcome::from_wait(ended.status, ended.breach);
     match outcome {
         Outcome::LimitKilled(b) => tracing::error!("server killed for exceeding a limit: {b}"),
@@ -180,6 +155,30 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         tracing::debug!("reaped {} orphans", ended.orphans_reaped);
     }
     Ok(outcome.into())
+}
+
+/// An admitted runner: its record, the driver once built, and the levels
+/// to hand the session's share back to. Dropping it undoes all of that, on
+/// every way out of `run`, in order: the driver's places first (the tree
+/// is gone by then), then the record, then the shares of who is left.
+struct Registered {
+    keeper: Option<RecordKeeper>,
+    enforcer: Option<Enforcer>,
+    levels: Option<(Box<dyn Levels>, Effective, String)>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(e) = &self.enforcer {
+            e.cleanup();
+        }
+        if let Some(k) = &self.keeper {
+            k.dir.remove(k.record.runner);
+            if let Some((levels, budget, session)) = &self.levels {
+                admission::shares::rebalance(&k.dir, &**levels, budget, Some(session));
+            }
+        }
+    }
 }
 
 /// The driver for this server, or a refusal when the policy requires kernel
@@ -210,7 +209,7 @@ fn choose_driver(facts: &HostFacts, budget: &Effective, flag: Option<DriverArg>)
 
 /// The session: `--session`, else the client process (pid and start time,
 /// so two clients that reuse a pid are two sessions).
-fn session_id(flag: Option<String>, table: &Procfs) -> String {
+fn session_id(flag: Option<String>, table: &os::Procs) -> String {
     flag.unwrap_or_else(|| {
         let ppid = nix::unistd::getppid().as_raw();
         match table.identity(ppid) {

@@ -99,6 +99,15 @@ pub trait Driver {
     /// were signalled.
     fn signal_all(&mut self, signal: Signal) -> usize;
 
+    /// Members of the tree that are not the runner's descendants and are
+    /// still alive. With a child subreaper (Linux) there are none: every
+    /// process of the tree stays the runner's descendant. Without one
+    /// (macOS), init adopts orphans, and supervision must not end while
+    /// they live.
+    fn escaped_alive(&mut self) -> usize {
+        0
+    }
+
     /// The tree's members as last seen, for the crash-sweep record.
     fn members(&self) -> &[ProcessId];
 

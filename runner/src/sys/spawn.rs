@@ -62,6 +62,13 @@ pub struct SpawnSpec {
     pub gated: bool,
 }
 
+impl SpawnSpec {
+    /// A server's spec: dies with the runner, no core dumps.
+    pub fn new(argv: Vec<OsString>, env: Vec<OsString>) -> SpawnSpec {
+        SpawnSpec { argv, env, die_with_parent: true, no_core_dumps: true, ..SpawnSpec::default() }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     #[error("command not found: {0}")]

@@ -1,0 +1,29 @@
+//! Linux: signalfd and poll for events, pidfds for exact signals, clone3
+//! into a cgroup for spawning, procfs for the process table, a child
+//! subreaper so that no process of the tree ever leaves it.
+
+mod events;
+mod session;
+
+pub use events::LinuxEvents as PlatformEvents;
+
+/// Spawning: clone3 into the leaf's cgroup, a pidfd, a gate before exec.
+pub mod spawn {
+    pub use crate::sys::spawn::{Child, SpawnError, SpawnSpec, spawn};
+}
+
+/// The process table: `/proc`.
+pub use crate::tree::procfs::Procfs as Procs;
+
+/// Makes the runner a child subreaper: orphans of the server's tree are
+/// reparented to it, so every process of the tree stays its descendant.
+pub fn become_reaper() -> Result<(), ReaperError> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| {
+        ReaperError(format!("PR_SET_CHILD_SUBREAPER failed ({e}): Linux 3.4 or newer is needed to reap orphans"))
+    })
+}
+
+/// The runner cannot hold its tree together.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReaperError(String);
