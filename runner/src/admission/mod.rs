@@ -15,18 +15,15 @@ pub mod jsonrpc;
 pub mod lock;
 pub mod shares;
 
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use mcp_runner_policy::Effective;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use self::census::Census;
 use self::decide::{Caps, Refusal, Request};
 use crate::driver::levels::Levels;
+use crate::os::RecordWatch;
 use crate::state::{RunnerRecord, StateDir};
-use crate::sys::poll::{Events, PollSet};
-use crate::tree::procfs::Procfs;
 
 impl Caps {
     pub fn from_budget(b: &Effective) -> Caps {
@@ -41,28 +38,20 @@ impl Caps {
     }
 }
 
-/// The live runners' records (a record whose runner is gone does not count).
-pub fn live_records(dir: &StateDir) -> Vec<RunnerRecord> {
-    let table = Procfs::snapshot();
-    dir.records().into_iter().filter_map(|(_, r)| r.ok()).filter(|r| table.alive(r.runner)).collect()
-}
-
 /// Admits `record`'s server and registers it (writes the record), or
 /// refuses after waiting up to `admission_wait` for room.
 pub fn admit(dir: &StateDir, levels: &dyn Levels, budget: &Effective, record: &RunnerRecord) -> Result<(), Refusal> {
     let caps = Caps::from_budget(budget);
     let req = Request { session: &record.session, name: record.name.as_deref() };
     let deadline = Instant::now() + budget.global.admission_wait;
-    // A runner leaving removes its record: inotify wakes a waiting runner
+    // A runner leaving removes its record: the watch wakes a waiting runner
     // at once; pressure and free memory have no such event, so a waiting
     // runner also looks again every half second.
-    let watch = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
-        .ok()
-        .filter(|i| i.add_watch(dir.path(), AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM).is_ok());
+    let mut watch = RecordWatch::new(dir.path());
     loop {
         let verdict = match lock::lock(dir) {
             Ok(_held) => {
-                let others = live_records(dir);
+                let others = dir.live_records();
                 let census = Census::of(others.iter().filter(|r| r.runner != record.runner));
                 let measured = levels.measure(&record.session);
                 let verdict = decide::admit(&census, &caps, &measured, &req);
@@ -88,17 +77,8 @@ pub fn admit(dir: &StateDir, levels: &dyn Levels, budget: &Effective, record: &R
         }
         tracing::warn!("waiting up to {:.1}s for room: {refusal}", left.as_secs_f64());
         let wait = left.min(Duration::from_millis(500));
-        match &watch {
-            Some(ino) => {
-                let mut set = PollSet::new();
-                set.add(ino.as_fd(), Events::IN);
-                let _ = set.wait(Some(wait));
-                while let Ok(events) = ino.read_events() {
-                    if events.is_empty() {
-                        break;
-                    }
-                }
-            }
+        match watch.as_mut() {
+            Some(w) => w.wait(wait),
             None => std::thread::sleep(wait),
         }
     }

@@ -34,7 +34,7 @@ pub fn plan(census: &Census, budget: &Effective) -> Vec<(String, Option<u64>)> {
 /// the driver releases it.
 pub fn rebalance(dir: &StateDir, levels: &dyn Levels, budget: &Effective, leaving: Option<&str>) {
     let Ok(_held) = lock::lock(dir) else { return };
-    let census = Census::of(&super::live_records(dir));
+    let census = Census::of(&dir.live_records());
     if let Some(session) = leaving
         && !census.sessions.contains(session)
     {

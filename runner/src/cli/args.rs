@@ -44,7 +44,7 @@ pub enum Command {
     /// Show what this host offers and which enforcement driver runs.
     Doctor,
     /// Kill what dead runners left behind and remove their records.
-    Gc,
+    Gc(GcArgs),
     /// Policy files.
     Policy {
         #[command(subcommand)]
@@ -84,6 +84,17 @@ pub struct ManagerChoice {
     /// For the system manager (/etc/systemd/system; the default for root).
     #[arg(long)]
     pub system: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// Wait for end of file on this descriptor first (macOS's crash guard:
+    /// the runner holds the other end).
+    #[arg(long, hide = true, value_name = "FD")]
+    pub after_eof: Option<i32>,
+    /// Start the guard detached from the runner and return at once.
+    #[arg(long, hide = true, requires = "after_eof")]
+    pub detach: bool,
 }
 
 #[derive(Debug, clap::Args)]

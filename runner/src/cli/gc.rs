@@ -4,15 +4,24 @@ use std::process::ExitCode;
 
 use mcp_runner_policy::{HostMemory, ServerRequest};
 
+use super::args::GcArgs;
 use super::{Failure, OrExit, policy_source};
 use crate::driver::{DriverKind, levels};
 use crate::exit;
 use crate::host::HostFacts;
+use crate::os;
+use crate::os::Procs;
 use crate::state::StateDir;
 use crate::state::sweep::{SweepAction, sweep};
-use crate::tree::procfs::Procfs;
 
-pub fn gc() -> Result<ExitCode, Failure> {
+pub fn gc(args: GcArgs) -> Result<ExitCode, Failure> {
+    if let Some(fd) = args.after_eof {
+        if args.detach {
+            os::detach_guard(fd).or_exit(exit::RUNNER_FAILED)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        wait_for_eof(fd);
+    }
     let dir = StateDir::locate().or_exit(exit::RUNNER_FAILED)?;
     let facts = HostFacts::probe();
     let request = ServerRequest { name: None, argv: &[] };
@@ -23,7 +32,7 @@ pub fn gc() -> Result<ExitCode, Failure> {
         .map_or_else(|| mcp_runner_policy::builtin().resolve(&request, &memory), Ok)
         .or_exit(exit::RUNNER_FAILED)?;
     let levels_of = |kind| levels::for_kind(kind, &facts, &budget);
-    let table = Procfs::snapshot();
+    let table = Procs::snapshot();
     let actions = sweep(&dir, &table, &levels_of);
     for a in &actions {
         println!("{}", describe(a));
@@ -55,5 +64,18 @@ pub fn describe(a: &SweepAction) -> String {
             if *killed == 1 { "" } else { "es" }
         ),
         SweepAction::RemovedGarbage { record, why } => format!("removed {}: {why}", record.display()),
+    }
+}
+
+/// Blocks until every writer of `fd` is gone (the runner exited). The
+/// descriptor is reached through `/dev/fd`, which gives a descriptor of the
+/// same pipe without claiming ownership of a raw number.
+fn wait_for_eof(fd: i32) {
+    let Ok(mut file) = std::fs::File::open(format!("/dev/fd/{fd}")) else { return };
+    let mut buf = [0u8; 64];
+    while let Ok(n) = std::io::Read::read(&mut file, &mut buf) {
+        if n == 0 {
+            break;
+        }
     }
 }

@@ -65,7 +65,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Status(a) => status::status(a),
         Command::Stop { target } => stop::stop(&target),
         Command::Doctor => doctor::doctor(),
-        Command::Gc => gc::gc(),
+        Command::Gc(a) => gc::gc(a),
         Command::Wrap(a) => wrap::wrap(a),
         Command::Policy { command: args::PolicyCommand::Check { file } } => policy_check::check(file.as_deref()),
         Command::Systemd { command } => {

@@ -8,7 +8,6 @@ use mcp_runner_policy::{Effective, HostMemory, ServerRequest};
 
 use super::args::StatusArgs;
 use super::{Failure, OrExit, policy_source};
-use crate::admission::live_records;
 use crate::driver::{IMPLEMENTED, levels, select};
 use crate::exit;
 use crate::host::HostFacts;
@@ -29,7 +28,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode, Failure> {
         .or_exit(exit::RUNNER_FAILED)?;
     let levels_of = |kind| levels::for_kind(kind, &facts, &budget);
     loop {
-        let st = status::collect::status(&live_records(&dir), global_cap(&facts, &budget), &levels_of);
+        let st = status::collect::status(&dir.live_records(), global_cap(&facts, &budget), &levels_of);
         let body = if args.json {
             serde_json::to_string_pretty(&st).or_exit(exit::RUNNER_FAILED)? + "\n"
         } else {

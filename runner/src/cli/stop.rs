@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 
 use super::{Failure, OrExit};
-use crate::admission::live_records;
 use crate::exit;
+use crate::os::Procs;
+use crate::os::signal_exact;
 use crate::state::{RunnerRecord, StateDir};
 use crate::sys::Signal;
-use crate::tree::kill::signal_exact;
-use crate::tree::procfs::Procfs;
 
 /// Whether `target` names this runner's session, server name, runner pid
 /// or server pid.
@@ -27,12 +26,12 @@ pub fn matches(rec: &RunnerRecord, target: &str) -> bool {
 
 pub fn stop(target: &str) -> Result<ExitCode, Failure> {
     let dir = StateDir::locate().or_exit(exit::RUNNER_FAILED)?;
-    let chosen: Vec<RunnerRecord> = live_records(&dir).into_iter().filter(|r| matches(r, target)).collect();
+    let chosen: Vec<RunnerRecord> = dir.live_records().into_iter().filter(|r| matches(r, target)).collect();
     if chosen.is_empty() {
         return Err(anyhow!("no running session or server matches {target:?} (see `mcp-runner status`)"))
             .or_exit(exit::USAGE);
     }
-    let table = Procfs::snapshot();
+    let table = Procs::snapshot();
     for r in &chosen {
         if signal_exact(&table, r.runner, Signal::SIGTERM) {
             println!(
@@ -48,7 +47,7 @@ pub fn stop(target: &str) -> Result<ExitCode, Failure> {
     // runner of another user session finished".
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let table = Procfs::snapshot();
+        let table = Procs::snapshot();
         // A runner that exited but was not reaped yet (by its client) is a
         // zombie: gone for our purpose.
         let left = chosen.iter().filter(|r| table.alive(r.runner)).count();

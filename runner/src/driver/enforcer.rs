@@ -7,10 +7,15 @@ use std::path::PathBuf;
 
 use mcp_runner_policy::{Effective, Enforcement};
 
+#[cfg(target_os = "linux")]
 use super::cgroupfs::Cgroupfs;
 use super::levels::{self, Levels};
+#[cfg(target_os = "macos")]
+use super::macos::Macos;
 use super::select::{self, Selection};
+#[cfg(target_os = "linux")]
 use super::systemd::Systemd;
+#[cfg(target_os = "linux")]
 use super::userland::Userland;
 use super::{Driver, DriverError, DriverKind};
 use crate::host::HostFacts;
@@ -36,10 +41,15 @@ pub struct Placement<'a> {
 
 /// The driver this run uses, with what must be undone afterwards.
 pub enum Enforcer {
+    #[cfg(target_os = "linux")]
     Userland(Userland),
+    #[cfg(target_os = "linux")]
     Cgroupfs(Cgroupfs),
     /// Boxed: it holds a D-Bus connection until the server is placed.
+    #[cfg(target_os = "linux")]
     Systemd(Box<Systemd>),
+    #[cfg(target_os = "macos")]
+    Macos(Box<Macos>),
 }
 
 impl Enforcer {
@@ -58,18 +68,7 @@ impl Enforcer {
             if let Some(e) = &last {
                 tracing::warn!("{e}; trying the {kind} driver");
             }
-            let built = match kind {
-                DriverKind::Systemd => Systemd::setup(facts, budget, at.session, at.name, at.runner)
-                    .map(|d| Enforcer::Systemd(Box::new(d)))
-                    .map_err(DriverError::from),
-                DriverKind::Cgroupfs => Cgroupfs::setup(facts, budget, at.session, at.name, at.runner)
-                    .map(Enforcer::Cgroupfs)
-                    .map_err(DriverError::from),
-                DriverKind::Userland => {
-                    Ok(Enforcer::Userland(Userland::new(tree_limits(budget), budget.server.sample_interval)))
-                }
-            };
-            match built {
+            match setup(kind, facts, budget, at) {
                 Ok(e) => return Ok(e),
                 Err(e) => last = Some(e),
             }
@@ -79,17 +78,27 @@ impl Enforcer {
 
     pub fn driver(&mut self) -> &mut dyn Driver {
         match self {
+            #[cfg(target_os = "linux")]
             Enforcer::Userland(d) => d,
+            #[cfg(target_os = "linux")]
             Enforcer::Cgroupfs(d) => d,
+            #[cfg(target_os = "linux")]
             Enforcer::Systemd(d) => d.as_mut(),
+            #[cfg(target_os = "macos")]
+            Enforcer::Macos(d) => d.as_mut(),
         }
     }
 
     pub fn kind(&self) -> DriverKind {
         match self {
+            #[cfg(target_os = "linux")]
             Enforcer::Userland(_) => DriverKind::Userland,
+            #[cfg(target_os = "linux")]
             Enforcer::Cgroupfs(_) => DriverKind::Cgroupfs,
+            #[cfg(target_os = "linux")]
             Enforcer::Systemd(_) => DriverKind::Systemd,
+            #[cfg(target_os = "macos")]
+            Enforcer::Macos(_) => DriverKind::Macos,
         }
     }
 
@@ -101,9 +110,12 @@ impl Enforcer {
     /// The server's cgroup, whoever made it: status reads its figures.
     pub fn stats_cgroup(&self) -> Option<PathBuf> {
         match self {
-            Enforcer::Userland(_) => None,
+            #[cfg(target_os = "linux")]
             Enforcer::Cgroupfs(d) => Some(d.leaf().path().to_path_buf()),
+            #[cfg(target_os = "linux")]
             Enforcer::Systemd(d) => d.cgroup(),
+            #[allow(unreachable_patterns)]
+            _ => None,
         }
     }
 
@@ -111,30 +123,61 @@ impl Enforcer {
     /// made itself. systemd's scopes are systemd's to clean up (BindsTo).
     pub fn cgroup_path(&self) -> Option<PathBuf> {
         match self {
-            Enforcer::Userland(_) | Enforcer::Systemd(_) => None,
+            #[cfg(target_os = "linux")]
             Enforcer::Cgroupfs(d) => Some(d.leaf().path().to_path_buf()),
+            #[allow(unreachable_patterns)]
+            _ => None,
         }
     }
 
     /// The limits the record shows: the userland driver holds the tree to
     /// the tightest level, the kernel drivers each level to its own.
     pub fn recorded_limits(&self, budget: &Effective) -> (Option<u64>, Option<u64>, Option<u64>) {
-        let l = if self.kind() == DriverKind::Userland { budget.tightest() } else { budget.server.limits.clone() };
+        let l = if self.kind().is_kernel() { budget.server.limits.clone() } else { budget.tightest() };
         (l.memory_high, l.memory_max, l.pids_max)
     }
 
     /// Removes what the driver built; runs once the tree is gone.
     pub fn cleanup(&self) {
+        #[cfg(target_os = "linux")]
         if let Enforcer::Cgroupfs(d) = self {
             d.remove();
         }
     }
 }
 
+/// Sets up one driver of this platform.
+#[cfg(target_os = "linux")]
+fn setup(kind: DriverKind, facts: &HostFacts, budget: &Effective, at: &Placement<'_>) -> Result<Enforcer, DriverError> {
+    match kind {
+        DriverKind::Systemd => {
+            Ok(Enforcer::Systemd(Box::new(Systemd::setup(facts, budget, at.session, at.name, at.runner)?)))
+        }
+        DriverKind::Cgroupfs => Ok(Enforcer::Cgroupfs(Cgroupfs::setup(facts, budget, at.session, at.name, at.runner)?)),
+        DriverKind::Userland => {
+            Ok(Enforcer::Userland(Userland::new(tree_limits(budget), budget.server.sample_interval)))
+        }
+        DriverKind::Macos => Err(DriverError::Unsupported { driver: kind }),
+    }
+}
+
+/// Sets up one driver of this platform.
+#[cfg(target_os = "macos")]
+fn setup(kind: DriverKind, facts: &HostFacts, budget: &Effective, at: &Placement<'_>) -> Result<Enforcer, DriverError> {
+    match kind {
+        DriverKind::Macos => {
+            Ok(Enforcer::Macos(Box::new(Macos::setup(facts, budget, tree_limits(budget), at.runner)?)))
+        }
+        _ => Err(DriverError::Unsupported { driver: kind }),
+    }
+}
+
 /// The drivers to try, in order.
 fn chain(selected: DriverKind, strict: bool, kernel_required: bool, cgroupfs_usable: bool) -> Vec<DriverKind> {
     let mut chain = vec![selected];
-    if !strict {
+    // Only a kernel driver falls back, and only to Linux's userland driver:
+    // macOS has one driver.
+    if !strict && selected.is_kernel() {
         if selected == DriverKind::Systemd && cgroupfs_usable {
             chain.push(DriverKind::Cgroupfs);
         }
@@ -173,6 +216,7 @@ mod tests {
             ((Cgroupfs, false, false, true), vec![Cgroupfs, Userland]),
             ((Cgroupfs, false, true, true), vec![Cgroupfs]),
             ((Userland, false, false, false), vec![Userland]),
+            ((Macos, false, false, false), vec![Macos]),
         ];
         for ((k, strict, req, usable), want) in table {
             assert_eq!(chain(k, strict, req, usable), want, "{k:?} strict={strict} required={req}");

@@ -80,10 +80,20 @@ pub trait Levels {
 }
 
 /// The levels of the driver `kind`.
+/// A record of a driver this platform does not have (a state directory
+/// shared across machines) gets levels that know nothing.
+#[cfg(target_os = "linux")]
 pub fn for_kind(kind: DriverKind, facts: &HostFacts, budget: &Effective) -> Box<dyn Levels> {
     match kind {
         DriverKind::Cgroupfs => Box::new(super::cgroupfs::levels::CgroupfsLevels::new(facts, budget)),
         DriverKind::Systemd => Box::new(super::systemd::levels::SystemdLevels::new(facts, budget)),
-        DriverKind::Userland => Box::new(super::userland::levels::MachineLevels::new()),
+        DriverKind::Userland | DriverKind::Macos => Box::new(super::userland::levels::MachineLevels::new()),
     }
+}
+
+/// The levels of the driver `kind`: on macOS there is one, the user's
+/// runners together.
+#[cfg(target_os = "macos")]
+pub fn for_kind(_kind: DriverKind, facts: &HostFacts, budget: &Effective) -> Box<dyn Levels> {
+    Box::new(super::macos::levels::MacosLevels::new(facts, budget))
 }

@@ -1,27 +1,34 @@
 //! Enforcement drivers: one interface, chosen once at start.
 //!
-//! - `userland`: no usable cgroup v2 memory controller (cgroup v1/hybrid
-//!   hosts, macOS). The supervisor measures the tree and acts on the
-//!   verdicts; honestly weaker than the kernel, and labelled so everywhere.
-//! - `cgroupfs` and `systemd`: the kernel holds the tree to its budget (later
-//!   issues).
+//! - `cgroupfs` and `systemd` (Linux): the kernel holds the tree to its
+//!   budget.
+//! - `userland` (Linux without a usable cgroup v2 memory controller) and
+//!   `macos`: the supervisor measures the tree and acts on the verdicts;
+//!   honestly weaker than the kernel, and labelled so everywhere.
 //!
-//! The supervisor only talks to [`Driver`]; a tree is always taken down
-//! through the driver that built it.
+//! The supervisor only talks to [`Driver`], and everything above the
+//! drivers to [`levels::Levels`]; a tree is always taken down through the
+//! driver that built it. Which drivers a platform has is decided here and
+//! in `enforcer` and `levels`, nowhere else.
 
+#[cfg(target_os = "linux")]
 pub mod cgroupfs;
 pub mod enforcer;
 pub mod levels;
+#[cfg(target_os = "macos")]
+pub mod macos;
 pub mod select;
+#[cfg(target_os = "linux")]
 pub mod systemd;
+#[cfg(target_os = "linux")]
 pub mod userland;
 
 use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
+use crate::os::spawn::{Child, SpawnSpec};
 use crate::sys::Signal;
-use crate::sys::spawn::{Child, SpawnSpec};
 use crate::tree::ProcessId;
 use crate::tree::verdict::Verdict;
 
@@ -32,12 +39,14 @@ pub enum DriverKind {
     Systemd,
     Cgroupfs,
     Userland,
+    /// macOS's supervised driver: libproc, kqueue, a jetsam limit at spawn.
+    Macos,
 }
 
 impl DriverKind {
     /// Whether the kernel enforces the limits (as opposed to a polling loop).
     pub fn is_kernel(self) -> bool {
-        !matches!(self, DriverKind::Userland)
+        matches!(self, DriverKind::Systemd | DriverKind::Cgroupfs)
     }
 
     /// The words used wherever enforcement is reported.
@@ -50,6 +59,7 @@ impl DriverKind {
             DriverKind::Systemd => "systemd",
             DriverKind::Cgroupfs => "cgroupfs",
             DriverKind::Userland => "userland",
+            DriverKind::Macos => "macos",
         }
     }
 }
@@ -61,17 +71,28 @@ impl fmt::Display for DriverKind {
 }
 
 /// The drivers built into this binary, in order of preference.
+#[cfg(target_os = "linux")]
 pub const IMPLEMENTED: &[DriverKind] = &[DriverKind::Systemd, DriverKind::Cgroupfs, DriverKind::Userland];
+#[cfg(target_os = "macos")]
+pub const IMPLEMENTED: &[DriverKind] = &[DriverKind::Macos];
 
 /// A driver failed to set up or act.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
+    #[cfg(target_os = "linux")]
     #[error("userland driver: {0}")]
     Userland(#[from] userland::UserlandError),
+    #[cfg(target_os = "linux")]
     #[error("cgroupfs driver: {0}")]
     Cgroupfs(#[from] cgroupfs::CgroupfsError),
+    #[cfg(target_os = "linux")]
     #[error("systemd driver: {0}")]
     Systemd(#[from] systemd::SystemdError),
+    #[cfg(target_os = "macos")]
+    #[error("macos driver: {0}")]
+    Macos(#[from] macos::MacosError),
+    #[error("the {driver} driver does not run on this platform")]
+    Unsupported { driver: DriverKind },
     #[error("no driver could be set up")]
     NoneLeft,
 }

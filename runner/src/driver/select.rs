@@ -4,7 +4,7 @@
 use mcp_runner_policy::DriverPref;
 
 use super::DriverKind;
-use crate::host::HostFacts;
+use crate::host::{HostFacts, Platform};
 
 /// The chosen driver and why the better ones were passed over.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +23,9 @@ pub struct SelectError {
 
 /// Why the cgroupfs driver cannot run here, or `None` if it can.
 pub fn cgroupfs_unusable(f: &HostFacts) -> Option<String> {
+    if f.platform == Platform::Macos {
+        return Some("macOS has no cgroups".into());
+    }
     let Some(own) = &f.own_cgroup else {
         return Some("no cgroup v2 hierarchy is mounted".into());
     };
@@ -50,6 +53,9 @@ pub fn cgroupfs_unusable(f: &HostFacts) -> Option<String> {
 
 /// Why the systemd driver cannot run here, or `None` if it can.
 pub fn systemd_unusable(f: &HostFacts) -> Option<String> {
+    if f.platform == Platform::Macos {
+        return Some("macOS has no systemd".into());
+    }
     if !f.systemd_booted {
         return Some("systemd is not the init system".into());
     }
@@ -69,15 +75,21 @@ pub fn select(f: &HostFacts, pref: DriverPref, implemented: &[DriverKind]) -> Re
         let host = match k {
             DriverKind::Systemd => systemd_unusable(f),
             DriverKind::Cgroupfs => cgroupfs_unusable(f),
-            DriverKind::Userland => None,
+            DriverKind::Userland => (f.platform != Platform::Linux).then(|| "it is Linux's (procfs)".to_string()),
+            DriverKind::Macos => (f.platform != Platform::Macos).then(|| "it is macOS's (libproc)".to_string()),
         };
         host.or_else(|| (!implemented.contains(&k)).then(|| "this build does not include it yet".to_string()))
+    };
+    // The supervised driver of each platform answers to `userland`.
+    let userland = match f.platform {
+        Platform::Linux => DriverKind::Userland,
+        Platform::Macos => DriverKind::Macos,
     };
     let forced = match pref {
         DriverPref::Auto => None,
         DriverPref::Systemd => Some(DriverKind::Systemd),
         DriverPref::Cgroupfs => Some(DriverKind::Cgroupfs),
-        DriverPref::Userland => Some(DriverKind::Userland),
+        DriverPref::Userland => Some(userland),
     };
     if let Some(k) = forced {
         return match why_not(k) {
@@ -92,7 +104,7 @@ pub fn select(f: &HostFacts, pref: DriverPref, implemented: &[DriverKind]) -> Re
             Some(why) => passed_over.push(format!("{k}: {why}")),
         }
     }
-    Ok(Selection { kind: DriverKind::Userland, passed_over })
+    Ok(Selection { kind: userland, passed_over })
 }
 
 #[cfg(test)]
@@ -154,6 +166,20 @@ mod tests {
         assert_eq!(e.wanted, DriverKind::Cgroupfs);
         assert!(e.to_string().starts_with("the policy asks for the cgroupfs driver, but the memory and pids"));
         assert_eq!(select(&hybrid(), DriverPref::Userland, ALL).map(|s| s.kind), Ok(DriverKind::Userland));
+    }
+
+    #[test]
+    fn macos_runs_its_own_supervised_driver() {
+        let mac = HostFacts { platform: Platform::Macos, euid: 501, ..HostFacts::default() };
+        let all = &[DriverKind::Systemd, DriverKind::Cgroupfs, DriverKind::Macos];
+        let s = select(&mac, DriverPref::Auto, all).expect("selects");
+        assert_eq!(s.kind, DriverKind::Macos);
+        assert_eq!(s.passed_over, ["systemd: macOS has no systemd", "cgroupfs: macOS has no cgroups"]);
+        assert_eq!(select(&mac, DriverPref::Userland, all).map(|s| s.kind), Ok(DriverKind::Macos));
+        let e = select(&mac, DriverPref::Cgroupfs, all).expect_err("refused");
+        assert!(e.to_string().ends_with("macOS has no cgroups"), "{e}");
+        // A Linux host never picks the macOS driver.
+        assert!(select(&v2_root(), DriverPref::Auto, ALL).is_ok_and(|s| s.kind != DriverKind::Macos));
     }
 
     #[test]

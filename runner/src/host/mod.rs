@@ -8,13 +8,18 @@ pub mod cgroup;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use nix::unistd::{AccessFlags, Uid, access};
-
-use crate::sys::{Pid, pidfd::PidFd, probe};
+/// The operating system family, for the drivers it can run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Platform {
+    #[default]
+    Linux,
+    Macos,
+}
 
 /// Everything driver selection and `doctor` need to know.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostFacts {
+    pub platform: Platform,
     pub kernel: String,
     /// Where the cgroup v2 hierarchy is mounted, if anywhere.
     pub cgroup2_mount: Option<PathBuf>,
@@ -40,47 +45,17 @@ pub struct HostFacts {
     /// `/proc/PID/task/TID/children` exists (cheap tree walks).
     pub proc_children: bool,
     pub physical_memory: u64,
+    /// macOS: `posix_spawnattr_setjetsam_ext` was found (a private API).
+    pub jetsam: bool,
+    /// macOS: `kern.memorystatus_vm_pressure_level` (1 normal, 2 warn, 4
+    /// critical), if readable.
+    pub pressure_level: Option<u32>,
 }
 
 impl HostFacts {
+    /// Probes this machine (the platform's own probe, see `os`).
     pub fn probe() -> HostFacts {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mounts = cgroup::parse_mountinfo(&mountinfo);
-        let cgroup2_mount = mounts.cgroup2.clone();
-        let own_cgroup = fs::read_to_string("/proc/self/cgroup").ok().and_then(|t| cgroup::parse_proc_cgroup(&t));
-        let own_dir = match (&cgroup2_mount, &own_cgroup) {
-            (Some(m), Some(p)) => Some(cgroup::join(m, p)),
-            _ => None,
-        };
-        let controllers = |dir: &Path| {
-            fs::read_to_string(dir.join("cgroup.controllers"))
-                .map(|t| t.split_ascii_whitespace().map(str::to_string).collect())
-                .unwrap_or_default()
-        };
-        let euid = Uid::effective().as_raw();
-        let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
-        HostFacts {
-            kernel: fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default(),
-            cgroup2_only: mounts.cgroup2.is_some() && !mounts.has_v1,
-            own_controllers: own_dir.as_deref().map(controllers).unwrap_or_default(),
-            own_cgroup_writable: own_dir.as_deref().is_some_and(|d| {
-                access(&d.join("cgroup.procs"), AccessFlags::W_OK).is_ok()
-                    && access(&d.join("cgroup.subtree_control"), AccessFlags::W_OK).is_ok()
-            }),
-            root_controllers: cgroup2_mount.as_deref().map(controllers).unwrap_or_default(),
-            cgroup2_mount,
-            own_cgroup,
-            systemd_booted: Path::new("/run/systemd/system").is_dir(),
-            // Asking costs a fork and exec of systemctl: only doctor asks.
-            systemd_version: None,
-            user_bus: runtime_dir.is_some_and(|d| d.join("systemd/private").exists() || d.join("bus").exists()),
-            euid,
-            psi: fs::read_to_string("/proc/pressure/memory").is_ok(),
-            pidfd: PidFd::open(Pid::this()).is_ok(),
-            clone3: probe::clone3_available(),
-            proc_children: Path::new(&format!("/proc/self/task/{}/children", std::process::id())).exists(),
-            physical_memory: physical_memory(),
-        }
+        crate::os::probe_host()
     }
 }
 

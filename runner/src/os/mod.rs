@@ -9,4 +9,8 @@
 #[path = "linux/mod.rs"]
 mod imp;
 
+#[cfg(target_os = "macos")]
+#[path = "macos/mod.rs"]
+mod imp;
+
 pub use imp::*;

@@ -143,6 +143,13 @@ impl StateDir {
         let _ = fs::remove_file(self.record_path(runner));
     }
 
+    /// The live runners' records: a record whose runner is gone (or a
+    /// zombie) does not count.
+    pub fn live_records(&self) -> Vec<RunnerRecord> {
+        let table = crate::os::Procs::snapshot();
+        self.records().into_iter().filter_map(|(_, r)| r.ok()).filter(|r| table.alive(r.runner)).collect()
+    }
+
     /// Every record in the directory; unreadable ones are returned as errors
     /// so that `gc` can report and remove them.
     pub fn records(&self) -> Vec<(PathBuf, Result<RunnerRecord, StateError>)> {

@@ -20,6 +20,9 @@ impl Events {
     pub const IN: Events = Events(libc::POLLIN);
     /// Priority data: cgroupfs and PSI files signal changes this way.
     pub const PRI: Events = Events(libc::POLLPRI);
+    /// The peer shut down its writing side of a socket (Linux only; other
+    /// systems report a socket's end as readable end-of-file).
+    #[cfg(target_os = "linux")]
     pub const RDHUP: Events = Events(libc::POLLRDHUP);
     pub const HUP: Events = Events(libc::POLLHUP);
     pub const ERR: Events = Events(libc::POLLERR);
@@ -90,6 +93,7 @@ mod tests {
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn rdhup_is_reported_for_a_half_closed_socket() {
         let (ours, theirs) = UnixStream::pair().expect("socketpair");

@@ -8,7 +8,6 @@
 //! against the [`ProcessTable`] trait, so they are tested with a fake table
 //! and reused by the macOS driver.
 
-pub mod kill;
 pub mod procfs;
 pub mod verdict;
 

@@ -57,6 +57,12 @@ pub enum Breach {
         limit: Option<u64>,
         peak: Option<u64>,
     },
+    /// macOS: the kernel's memorystatus killed the server's main process at
+    /// the jetsam limit it was spawned with (`memory_max`, in MiB).
+    Jetsam {
+        limit_mb: u32,
+        peak: Option<u64>,
+    },
 }
 
 impl fmt::Display for Breach {
@@ -76,6 +82,13 @@ impl fmt::Display for Breach {
                     write!(f, " (peak {})", format_bytes(p))?;
                 }
                 Ok(())
+            }
+            Breach::Jetsam { limit_mb, peak } => {
+                write!(f, "the main process's footprint crossed its jetsam limit {limit_mb} MiB (memory_max)")?;
+                if let Some(p) = peak {
+                    write!(f, ", lifetime peak {}", format_bytes(p))?;
+                }
+                f.write_str(": the kernel killed it")
             }
             Breach::PinnedAtHigh { lasted, high, level } => write!(
                 f,

@@ -11,6 +11,7 @@ use crate::cgroup::fs::{CgroupDir, keyed, limit_value};
 use crate::cgroup::{memory, pids};
 use crate::driver::levels::{Figures, Levels, Measured};
 use crate::host::HostFacts;
+use crate::os::kill::kill_marked;
 use crate::state::RunnerRecord;
 use crate::tree::procfs::Procfs;
 
@@ -78,12 +79,14 @@ impl Levels for CgroupfsLevels {
         // Only a leaf under the global cgroup that carries a leaf name is
         // ours to kill and remove, whatever the record says.
         match (&rec.cgroup, &self.global) {
-            (Some(leaf), Some(global)) if is_leaf_of(global.path(), leaf) => sweep_leaf(&CgroupDir::new(leaf)),
+            (Some(leaf), Some(global)) if is_leaf_of(global.path(), leaf) => {
+                sweep_leaf(&CgroupDir::new(leaf)) + kill_marked(rec, &Procfs::snapshot())
+            }
             (Some(leaf), _) => {
                 tracing::warn!("not sweeping {}: not a leaf of the global cgroup", leaf.display());
-                0
+                kill_marked(rec, &Procfs::snapshot())
             }
-            (None, _) => 0,
+            (None, _) => kill_marked(rec, &Procfs::snapshot()),
         }
     }
 

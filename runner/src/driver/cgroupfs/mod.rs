@@ -20,10 +20,10 @@ use crate::cgroup::fs::{CgroupDir, CgroupIoError};
 use crate::cgroup::{cpu, fs, memory, pids};
 use crate::driver::{Driver, DriverError, DriverKind};
 use crate::host::HostFacts;
+use crate::os::kill::signal_descendants;
 use crate::sys::Signal;
 use crate::sys::spawn::{Child, SpawnSpec};
 use crate::tree::ProcessId;
-use crate::tree::kill::signal_descendants;
 use crate::tree::verdict::Verdict;
 
 #[derive(Debug, thiserror::Error)]

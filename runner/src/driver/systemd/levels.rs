@@ -13,6 +13,7 @@ use crate::cgroup::memory;
 use crate::driver::cgroupfs::levels::{cgroup_or_tree_figures, measure_cgroups};
 use crate::driver::levels::{Figures, Levels, Measured};
 use crate::host::HostFacts;
+use crate::os::kill::kill_marked;
 use crate::state::RunnerRecord;
 
 /// Manager calls for shares run after the server started or ended: they
@@ -107,9 +108,10 @@ impl Levels for SystemdLevels {
         cgroup_or_tree_figures(rec)
     }
 
-    fn sweep_dead(&self, _rec: &RunnerRecord) -> usize {
-        // systemd stops a dead runner's scopes itself (BindsTo= its scope).
-        0
+    fn sweep_dead(&self, rec: &RunnerRecord) -> usize {
+        // systemd stops a dead runner's scopes itself (BindsTo= its scope);
+        // what carries the marker outside them is still the runner's.
+        kill_marked(rec, &crate::tree::procfs::Procfs::snapshot())
     }
 
     fn sweep_orphans(&self) -> (usize, usize) {

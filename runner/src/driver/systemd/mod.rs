@@ -32,10 +32,10 @@ use super::cgroupfs::watch::LeafWatch;
 use crate::cgroup::fs::{CgroupDir, CgroupIoError};
 use crate::driver::{Driver, DriverError, DriverKind};
 use crate::host::{HostFacts, cgroup};
+use crate::os::kill::signal_descendants;
 use crate::sys::Signal;
 use crate::sys::spawn::{Child, SpawnSpec};
 use crate::tree::ProcessId;
-use crate::tree::kill::signal_descendants;
 use crate::tree::verdict::Verdict;
 
 const UNIT_EXISTS: &str = "org.freedesktop.systemd1.UnitExists";

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::cgroup::memory;
 use crate::driver::levels::{Figures, Levels, Measured};
+use crate::os::kill::kill_marked;
 use crate::state::RunnerRecord;
 use crate::tree::{self, procfs::Procfs};
 
@@ -53,8 +54,8 @@ impl Levels for MachineLevels {
         tree_figures(rec)
     }
 
-    fn sweep_dead(&self, _rec: &RunnerRecord) -> usize {
-        0
+    fn sweep_dead(&self, rec: &RunnerRecord) -> usize {
+        kill_marked(rec, &Procfs::snapshot())
     }
 
     fn sweep_orphans(&self) -> (usize, usize) {
@@ -85,4 +86,81 @@ fn mem_available() -> Option<(u64, u64)> {
         Some(line.split_ascii_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
     };
     Some((field("MemAvailable:")?, field("MemTotal:")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::sweep::{SweepAction, sweep};
+    use crate::state::tests::{record, temp_state};
+    use crate::state::{MARKER_VAR, marker};
+    use crate::tree::ProcessId;
+    use std::process::Command;
+
+    fn no_levels(_: crate::driver::DriverKind) -> Box<dyn Levels> {
+        Box::new(MachineLevels::new())
+    }
+    /// The crash sweep through this driver: leftovers found by member list
+    /// and by marker are killed, a live runner's record is kept.
+    #[test]
+    fn dead_runner_leftovers_are_killed_live_runner_untouched() {
+        let d = temp_state("sweep");
+        let table = Procfs::snapshot();
+        // A leftover found through the record's member list.
+        let mut by_member = Command::new("sleep").arg("60").spawn().expect("spawn");
+        // A leftover found only through the marker variable.
+        let dead_runner = ProcessId { pid: i32::MAX - 1, start: 1 };
+        let mut by_marker =
+            Command::new("sleep").arg("60").env(MARKER_VAR, marker(dead_runner)).spawn().expect("spawn");
+        let member = table.identity(by_member.id() as i32).expect("alive");
+        let mut dead = record(dead_runner.pid);
+        dead.runner = dead_runner;
+        dead.members = vec![member];
+        d.write(&dead).expect("write");
+        // This test process stands in for a live runner.
+        let me = table.identity(std::process::id() as i32).expect("self");
+        let mut live = record(me.pid);
+        live.runner = me;
+        d.write(&live).expect("write");
+
+        // spawn() returns once the child is inside execve (vfork), before
+        // the kernel has set the new environment's bounds: for a moment
+        // /proc/PID/environ reads empty. There is no event for "exec is
+        // complete", so wait for the marker to show, with a deadline.
+        let entry = format!("{MARKER_VAR}={}", marker(dead_runner));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !table.environ_contains(by_marker.id() as i32, &entry) {
+            assert!(std::time::Instant::now() < deadline, "marker never appeared in the child's environment");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+
+        let actions = sweep(&d, &table, &no_levels);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(actions.len(), 1, "{actions:?}");
+        assert!(matches!(actions[0], SweepAction::Swept { killed: 2, .. }), "{actions:?}");
+        assert_eq!(by_member.wait().expect("wait").signal(), Some(9));
+        assert_eq!(by_marker.wait().expect("wait").signal(), Some(9));
+        let left: Vec<_> = d.records().into_iter().map(|(_, r)| r.expect("record").runner).collect();
+        assert_eq!(left, vec![me]);
+        std::fs::remove_dir_all(d.path()).ok();
+    }
+
+    #[test]
+    fn recycled_pid_is_not_killed() {
+        let d = temp_state("recycled");
+        let table = Procfs::snapshot();
+        let mut innocent = Command::new("sleep").arg("60").spawn().expect("spawn");
+        let real = table.identity(innocent.id() as i32).expect("alive");
+        let mut dead = record(i32::MAX - 2);
+        dead.runner = ProcessId { pid: i32::MAX - 2, start: 1 };
+        // Same pid, other start time: a different process.
+        dead.members = vec![ProcessId { pid: real.pid, start: real.start + 1 }];
+        d.write(&dead).expect("write");
+        let actions = sweep(&d, &table, &no_levels);
+        assert!(matches!(actions[0], SweepAction::Swept { killed: 0, .. }), "{actions:?}");
+        assert_eq!(innocent.try_wait().expect("try_wait"), None, "innocent process was killed");
+        innocent.kill().ok();
+        innocent.wait().ok();
+        std::fs::remove_dir_all(d.path()).ok();
+    }
 }

@@ -14,9 +14,9 @@ pub mod levels;
 use std::time::Duration;
 
 use crate::driver::{Driver, DriverError, DriverKind};
+use crate::os::kill::signal_descendants;
 use crate::sys::Signal;
 use crate::sys::spawn::{Child, SpawnSpec};
-use crate::tree::kill::signal_descendants;
 use crate::tree::procfs::Procfs;
 use crate::tree::verdict::{Judge, TreeLimits, Verdict};
 use crate::tree::{self, ProcessId, TreeSample};

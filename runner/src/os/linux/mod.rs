@@ -3,7 +3,14 @@
 //! subreaper so that no process of the tree ever leaves it.
 
 mod events;
+mod host;
+pub mod kill;
 mod session;
+mod watch;
+
+pub use host::probe_host;
+pub use kill::signal_exact;
+pub use watch::RecordWatch;
 
 pub use events::LinuxEvents as PlatformEvents;
 
@@ -27,3 +34,9 @@ pub fn become_reaper() -> Result<(), ReaperError> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ReaperError(String);
+
+/// `gc --after-eof FD --detach` is macOS's crash guard; Linux has the
+/// parent-death signal and the subreaper instead.
+pub fn detach_guard(_fd: i32) -> std::io::Result<()> {
+    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "the crash guard is macOS's (Linux needs none)"))
+}
