@@ -10,4 +10,5 @@
 #![deny(unsafe_code)]
 
 pub mod layout;
+pub mod proc;
 mod sys;

@@ -159,3 +159,45 @@ unsafe extern "C" {
     /// pages while the kernel counts 16 KiB ones).
     pub(crate) fn host_page_size(host: libc::mach_port_t, out_page_size: *mut libc::vm_size_t) -> libc::kern_return_t;
 }
+
+// ---------------------------------------------------------------------------
+// Helpers shared by the FFI modules.
+
+/// A C struct the kernel fills in: integers, arrays of integers and raw
+/// pointers only.
+///
+/// # Safety
+///
+/// Every bit pattern, all zeros included, must be a valid value of the type,
+/// so that it can start zeroed and the kernel may write any bytes into it.
+#[cfg(target_os = "macos")]
+pub(crate) unsafe trait PlainC: Copy {
+    fn zeroed() -> Self {
+        // SAFETY: the trait's contract: all zeros is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+}
+
+// SAFETY: u8 array, u64 and i32 fields only (above).
+#[cfg(target_os = "macos")]
+unsafe impl PlainC for proc_uniqidentifierinfo {}
+// SAFETY: u32/u64 fields and c_char arrays only (<sys/proc_info.h>).
+#[cfg(target_os = "macos")]
+unsafe impl PlainC for libc::proc_bsdinfo {}
+// SAFETY: u32 fields and a c_char array only (<sys/proc_info.h>).
+#[cfg(target_os = "macos")]
+unsafe impl PlainC for libc::proc_bsdshortinfo {}
+// SAFETY: a u8 array and u64 fields only (<sys/resource.h>).
+#[cfg(target_os = "macos")]
+unsafe impl PlainC for libc::rusage_info_v4 {}
+// SAFETY: integers and one raw pointer (`udata`), which may hold any bits.
+#[cfg(target_os = "macos")]
+unsafe impl PlainC for libc::kevent {}
+
+/// `err` with the failed call named in front of it, e.g.
+/// "proc_pidinfo(4242, PROC_PIDTBSDINFO): Operation not permitted (os error 1)".
+/// The error kind is kept, so callers can still match on it.
+#[cfg(target_os = "macos")]
+pub(crate) fn with_call(err: std::io::Error, call: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(err.kind(), format!("{call}: {err}"))
+}
