@@ -8,7 +8,9 @@
 //! public API. All `unsafe` code sits in the FFI modules, each block with the
 //! invariant it relies on.
 #![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod layout;
 pub mod proc;
+pub mod spawn;
 mod sys;
