@@ -12,6 +12,7 @@
 
 pub mod kqueue;
 pub mod layout;
+pub mod memory;
 pub mod proc;
 pub mod spawn;
 mod sys;
