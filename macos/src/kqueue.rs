@@ -16,7 +16,7 @@ use std::time::Duration;
 #[cfg(target_os = "macos")]
 use crate::sys::{self, PlainC};
 
-/// Something [`Kqueue::wait`] saw.
+/// Something `Kqueue::wait` saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The watched process forked. The kernel does not say which pid the
@@ -38,7 +38,7 @@ pub enum Event {
     Signal { signo: i32, count: u32 },
 }
 
-/// What [`Kqueue::watch_process`] found.
+/// What `Kqueue::watch_process` found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcessWatch {
     /// Its fork, exec and exit will be reported.

@@ -411,6 +411,46 @@ mod tests {
         }
     }
 
+    /// The table is the list of what sys.rs declares: a struct, constant or
+    /// foreign item added there without an entry here fails this test.
+    #[test]
+    fn every_declaration_in_sys_is_listed() {
+        let ident = |rest: &str| -> String { rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect() };
+        let mut in_extern_block = false;
+        let mut seen = 0;
+        for line in include_str!("sys.rs").lines() {
+            let line = line.trim();
+            if line.starts_with("unsafe extern \"C\" {") {
+                in_extern_block = true;
+            } else if line == "}" {
+                in_extern_block = false;
+            }
+            let rust = |name: String| format!("sys::{name}");
+            let listed = if let Some(rest) = line.strip_prefix("pub(crate) const ") {
+                let name = rust(ident(rest));
+                CONSTANTS.iter().any(|c| c.rust == name)
+            } else if let Some(rest) = line.strip_prefix("pub(crate) struct ") {
+                let name = rust(ident(rest));
+                STRUCTS.iter().any(|s| s.rust == name)
+            } else if let Some(rest) = line.strip_prefix("pub(crate) type ") {
+                let name = ident(rest);
+                PROTOTYPES.iter().any(|p| Some(p.c_name) == name.strip_suffix("_fn"))
+            } else if let Some(rest) = line.strip_prefix("pub(crate) ").filter(|_| in_extern_block) {
+                let rest = rest.trim_start_matches("safe ").trim_start_matches("fn ").trim_start_matches("static ");
+                let name = ident(rest);
+                PROTOTYPES.iter().any(|p| p.c_name == name)
+            } else {
+                continue;
+            };
+            assert!(listed, "not in layout.rs: {line}");
+            seen += 1;
+        }
+        let listed_own = STRUCTS.iter().filter(|s| s.binding == Binding::Own).count()
+            + CONSTANTS.iter().filter(|c| c.binding == Binding::Own).count()
+            + PROTOTYPES.len();
+        assert_eq!(seen, listed_own, "layout.rs lists an item sys.rs does not declare");
+    }
+
     #[test]
     fn fields_are_listed_in_offset_order_and_inside_the_struct() {
         for entry in STRUCTS {

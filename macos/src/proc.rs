@@ -13,7 +13,7 @@ use std::io;
 #[cfg(target_os = "macos")]
 use crate::sys::{self, PlainC};
 
-/// What [`info`] reports about one process.
+/// What `info` reports about one process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcInfo {
     pub pid: i32,
@@ -336,6 +336,38 @@ mod macos_tests {
         }
         assert!(footprint(pid).expect("footprint").is_some());
         child.wait().expect("wait");
+    }
+
+    /// Research checklist item 4: the parent's unique id outlives reparenting.
+    #[test]
+    fn the_parent_unique_id_survives_reparenting_to_launchd() {
+        use std::io::{BufRead, BufReader};
+        // sh starts a background sleep, prints its pid, and exits once its
+        // stdin closes, leaving the sleep to launchd.
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", "/bin/sleep 10 & echo $!; read x"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read pid");
+        let grandchild: i32 = line.trim().parse().expect("a pid");
+        let sh = info(child.id() as i32).expect("info").expect("sh exists");
+        drop(child.stdin.take());
+        child.wait().expect("reap sh");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let orphan = loop {
+            let found = info(grandchild).expect("info").expect("sleep exists");
+            if found.ppid == 1 {
+                break found;
+            }
+            assert!(std::time::Instant::now() < deadline, "sleep was never reparented: {found:?}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert_eq!(orphan.parent_unique_id, sh.unique_id);
+        // SAFETY: signals the sleep this test started.
+        unsafe { libc::kill(grandchild, libc::SIGKILL) };
     }
 
     #[test]

@@ -426,19 +426,32 @@ mod macos_tests {
     }
 
     /// Research checklist item 1: the kernel SIGKILLs a child that crosses
-    /// its fatal limit.
+    /// its fatal limit, and kqueue's exit detail names memorystatus.
     #[test]
     fn a_child_over_its_jetsam_limit_is_killed() {
+        use crate::kqueue::{Event, Kqueue, ProcessWatch};
         let request = SpawnRequest {
             program: CString::new("/usr/bin/perl").expect("no NUL"),
-            argv: cstrings(&["perl", "-e", "my $x = 'a' x (512 * 1024 * 1024); sleep 5; exit 0"]),
+            // The pause leaves time to watch it before it allocates.
+            argv: cstrings(&["perl", "-e", "sleep 1; my $x = 'a' x (512 * 1024 * 1024); sleep 5; exit 0"]),
             jetsam_limit_mb: Some(64),
             ..SpawnRequest::default()
         };
+        let kq = Kqueue::new().expect("kqueue");
         let child = spawn(&request).expect("spawn");
         assert_eq!(child.jetsam, JetsamStatus::Set { mb: 64 });
+        assert_eq!(kq.watch_process(child.pid).expect("watch"), ProcessWatch::Watching);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let memory_kill = loop {
+            assert!(std::time::Instant::now() < deadline, "no exit event");
+            let events = kq.wait(Some(std::time::Duration::from_secs(1))).expect("wait");
+            if let Some(Event::Exit { memory_kill, .. }) = events.iter().find(|e| matches!(e, Event::Exit { .. })) {
+                break *memory_kill;
+            }
+        };
         let status = wait(child.pid);
         assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL, "status {status:#x}");
+        assert!(memory_kill, "NOTE_EXIT_DETAIL did not report NOTE_EXIT_MEMORY");
     }
 
     #[test]
