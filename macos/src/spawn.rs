@@ -175,11 +175,7 @@ pub fn spawn(request: &SpawnRequest) -> Result<Spawned, SpawnError> {
     let files = FileActions::new(&request.inherit).map_err(fail)?;
     let argv = null_terminated(&request.argv);
     let envp = null_terminated(&request.env);
-    let run = |jetsam: Option<(sys::posix_spawnattr_setjetsam_ext_fn, libc::c_int)>| -> io::Result<i32> {
-        let mut attr = Attr::new()?;
-        if let Some((set, limit)) = jetsam {
-            attr.set_jetsam(set, limit)?;
-        }
+    let run = |attr: &Attr| -> io::Result<i32> {
         let mut pid: libc::pid_t = 0;
         // SAFETY: the program and every argv/envp entry are NUL-terminated
         // strings borrowed from `request`, the arrays end in a null pointer
@@ -192,19 +188,26 @@ pub fn spawn(request: &SpawnRequest) -> Result<Spawned, SpawnError> {
         }
         Ok(pid)
     };
+    let run_plain = || Attr::new().and_then(|attr| run(&attr)).map_err(fail);
 
     let (pid, jetsam) = match limit.map(|limit| (limit, setjetsam_ext())) {
-        None => (run(None).map_err(fail)?, JetsamStatus::NotRequested),
-        Some((_, None)) => (run(None).map_err(fail)?, JetsamStatus::Unavailable),
-        Some(((mb, limit), Some(set))) => match run(Some((set, limit))) {
-            Ok(pid) => (pid, JetsamStatus::Set { mb }),
-            Err(err) => match err.raw_os_error() {
-                Some(errno @ (libc::EPERM | libc::EINVAL | libc::ENOTSUP)) => {
-                    (run(None).map_err(fail)?, JetsamStatus::Refused(errno))
-                }
-                _ => return Err(fail(err)),
-            },
-        },
+        None => (run_plain()?, JetsamStatus::NotRequested),
+        Some((_, None)) => (run_plain()?, JetsamStatus::Unavailable),
+        Some(((mb, limit), Some(set))) => {
+            let mut attr = Attr::new().map_err(fail)?;
+            match attr.set_jetsam(set, limit) {
+                Err(errno) => (run_plain()?, JetsamStatus::Refused(errno)),
+                Ok(()) => match run(&attr) {
+                    Ok(pid) => (pid, JetsamStatus::Set { mb }),
+                    Err(err) => match err.raw_os_error() {
+                        Some(errno @ (libc::EPERM | libc::EINVAL | libc::ENOTSUP)) => {
+                            (run_plain()?, JetsamStatus::Refused(errno))
+                        }
+                        _ => return Err(fail(err)),
+                    },
+                },
+            }
+        }
     };
     Ok(Spawned { pid, jetsam })
 }
@@ -289,15 +292,13 @@ impl Attr {
         Ok(attr)
     }
 
-    fn set_jetsam(&mut self, set: sys::posix_spawnattr_setjetsam_ext_fn, limit_mb: libc::c_int) -> io::Result<()> {
+    /// Adds the fatal jetsam limit; `Err` carries the errno it returned.
+    fn set_jetsam(&mut self, set: sys::posix_spawnattr_setjetsam_ext_fn, limit_mb: libc::c_int) -> Result<(), i32> {
         // SAFETY: `self.0` is initialized; the function stores the flags,
         // priority and limits in it and nothing else
         // (libsyscall/wrappers/spawn/posix_spawn.c).
         let rc = unsafe { set(&mut self.0, JETSAM_FLAGS, JETSAM_PRIORITY_DEFAULT, limit_mb, limit_mb) };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        Ok(())
+        if rc == 0 { Ok(()) } else { Err(rc) }
     }
 }
 
