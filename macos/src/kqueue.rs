@@ -101,14 +101,17 @@ impl Kqueue {
         }
     }
 
-    /// Reports when `fd` is readable or at end of file (`EVFILT_READ`,
-    /// level-triggered). Closing the descriptor ends the watch.
+    /// Reports when `fd` gets data or reaches end of file (`EVFILT_READ`
+    /// with `EV_CLEAR`: edge-triggered, once per change, so a watcher that
+    /// never reads the descriptor, as the runner never reads the server's
+    /// stdin, is not woken again and again by the same pending data).
+    /// Closing the descriptor ends the watch.
     ///
     /// # References
     /// kqueue(2) (EVFILT_READ)
     pub fn watch_read(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
         let raw = fd.as_raw_fd();
-        self.register(raw as usize, libc::EVFILT_READ, 0)
+        self.register_with(raw as usize, libc::EVFILT_READ, libc::EV_CLEAR, 0)
             .map_err(|err| sys::with_call(err, format_args!("kevent(EVFILT_READ, {raw})")))
     }
 
@@ -132,10 +135,15 @@ impl Kqueue {
     /// Adds one event filter. The `EV_RECEIPT` answer carries the errno in
     /// `data` (0 for success); the raw errno is kept for the caller.
     fn register(&self, ident: usize, filter: i16, fflags: u32) -> io::Result<()> {
+        self.register_with(ident, filter, 0, fflags)
+    }
+
+    /// [`Kqueue::register`] with extra `flags` (such as `EV_CLEAR`).
+    fn register_with(&self, ident: usize, filter: i16, flags: u16, fflags: u32) -> io::Result<()> {
         let change = libc::kevent {
             ident,
             filter,
-            flags: libc::EV_ADD | libc::EV_RECEIPT,
+            flags: libc::EV_ADD | libc::EV_RECEIPT | flags,
             fflags,
             data: 0,
             udata: std::ptr::null_mut(),

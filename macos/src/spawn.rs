@@ -212,6 +212,13 @@ pub fn spawn(request: &SpawnRequest) -> Result<Spawned, SpawnError> {
     Ok(Spawned { pid, jetsam })
 }
 
+/// Whether this macOS exports `posix_spawnattr_setjetsam_ext` (a private
+/// API): without it no kernel memory limit can be set at spawn.
+#[cfg(target_os = "macos")]
+pub fn jetsam_available() -> bool {
+    setjetsam_ext().is_some()
+}
+
 /// `posix_spawnattr_setjetsam_ext` if this libsystem exports it.
 #[cfg(target_os = "macos")]
 fn setjetsam_ext() -> Option<sys::posix_spawnattr_setjetsam_ext_fn> {
