@@ -13,7 +13,7 @@
 #
 # The cache (reused across clones and runs; nothing in it is needed to build on Linux):
 #   $CACHE/debrust-<debian version>/          one complete toolchain, made atomically
-#       .complete                             the packages it was made from (written last)
+#       .complete                             "layout N", then the packages (written last)
 #       bin/rustc, bin/clippy-driver          wrappers
 #       root/usr/...                          the unpacked packages
 # CACHE defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/mcp-runner-ci; MCP_RUNNER_CACHE overrides.
@@ -21,6 +21,9 @@
 
 CACHE=${MCP_RUNNER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-runner-ci}
 : "${ME:=macos}"
+
+# Bumped when what goes into a toolchain directory changes: older ones are then made again.
+readonly DEBRUST_LAYOUT=2
 
 msg() { printf '%s: %s\n' "$ME" "$*" >&2; }
 die() { msg "error: $*"; exit 2; }
@@ -62,17 +65,22 @@ _debrust_packages() {
     [[ -n $llvm ]] || { msg "$libstd $v names no libllvm<N> dependency"; return 1; }
     llvm_v=$(apt-cache policy "$llvm" 2>/dev/null | awk '/Candidate:/ { print $2; exit }')
     [[ -n $llvm_v && $llvm_v != "(none)" ]] || { msg "apt offers no version of $llvm"; return 1; }
+    # llvm-<N> (same version as libLLVM) only for its llvm-objcopy: rustc strips Apple binaries
+    # (the release profile's strip = "debuginfo") with `rust-objcopy`, which rustup ships and
+    # Debian's rustc-web does not (its rust-web-llvm pulls in all of LLVM's tools for it).
     printf '%s ' "rustc-web=$v" "$libstd=$v" "libstd-rust-web-dev=$v" "rust-web-src=$v" \
-        "rust-web-clippy=$v" "$llvm=$llvm_v"
+        "rust-web-clippy=$v" "$llvm=$llvm_v" "llvm-${llvm#libllvm}=$llvm_v"
     echo
 }
+
+_debrust_complete() { [[ -f $1/.complete && $(head -n 1 "$1/.complete") == "layout $DEBRUST_LAYOUT" ]]; }
 
 # The newest complete toolchain already in the cache (for offline runs), or nothing.
 _debrust_newest_cached() {
     local d v best=''
-    for d in "$CACHE"/debrust-*/.complete; do
-        [[ -f $d ]] || continue
-        v=${d%/.complete}; v=${v##*/debrust-}
+    for d in "$CACHE"/debrust-*; do
+        _debrust_complete "$d" || continue
+        v=${d##*/debrust-}
         if [[ -z $best ]] || dpkg --compare-versions "$v" gt "$best"; then best=$v; fi
     done
     printf '%s' "$best"
@@ -84,7 +92,7 @@ _debrust_newest_cached() {
 # Runs under `if` (where set -e is off), hence the explicit checks.
 _debrust_install() {
     local v=$1; shift
-    local final=$CACHE/debrust-$v work debs deb multiarch upstream tool
+    local final=$CACHE/debrust-$v work debs deb multiarch objcopy hostbin upstream tool
     work=$(mktemp -d "$CACHE/.debrust-$v.partial.XXXXXX") || return 1
     chmod 755 "$work" || return 1
     # The .debs go to a temporary directory that apt's unprivileged _apt user can reach (the
@@ -98,7 +106,11 @@ _debrust_install() {
         return 1
     fi
     for deb in "$debs"/*.deb; do
-        dpkg-deb -x "$deb" "$work/root" || { rm -rf "$debs"; die "dpkg-deb -x $deb failed"; }
+        case ${deb##*/} in
+            # From all of LLVM's tools, only llvm-objcopy (200 kB, links libLLVM).
+            llvm-[0-9]*) dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/root" --wildcards './usr/lib/llvm-*/bin/llvm-objcopy' ;;
+            *) dpkg-deb -x "$deb" "$work/root" ;;
+        esac || { rm -rf "$debs"; die "unpacking $deb failed"; }
     done
     rm -rf "$debs"
     # Only library/ of the Rust source is used by -Zbuild-std: drop the compiler's and the tools'
@@ -110,6 +122,11 @@ _debrust_install() {
     multiarch=$(dirname "$(echo "$work"/root/usr/lib/*/librustc_driver-*.so)")
     [[ -d $multiarch ]] || die "rustc-web $v: no librustc_driver-*.so under usr/lib/<multiarch>/"
     multiarch=${multiarch#"$work/root/"}
+    # Where rustc looks for rust-objcopy: its sysroot's lib/rustlib/<host>/bin (as rust-web-llvm does).
+    objcopy=$(echo "$work"/root/usr/lib/llvm-*/bin/llvm-objcopy)
+    [[ -x $objcopy ]] || die "llvm-<N> $v has no usr/lib/llvm-<N>/bin/llvm-objcopy: the packaging changed"
+    hostbin=$(echo "$work"/root/usr/lib/rustlib/*-linux-gnu)/bin
+    mkdir -p "$hostbin" && ln -s "../../../${objcopy#"$work/root/usr/lib/"}" "$hostbin/rust-objcopy" || return 1
 
     mkdir "$work/bin" || return 1
     for tool in rustc clippy-driver; do
@@ -129,7 +146,10 @@ EOF
         || die "the unpacked rustc-web $v does not run or is not rustc $upstream: $("$work/bin/rustc" --version 2>&1)"
     "$work/bin/clippy-driver" --version >/dev/null || die "the unpacked rust-web-clippy $v does not run"
 
-    printf '%s\n' "$@" > "$work/.complete" || return 1
+    # (rustc runs it with the wrappers' LD_LIBRARY_PATH, which has libLLVM.)
+    LD_LIBRARY_PATH=$work/root/$multiarch "$hostbin/rust-objcopy" --version >/dev/null \
+        || die "the unpacked llvm-objcopy does not run"
+    printf '%s\n' "layout $DEBRUST_LAYOUT" "$@" > "$work/.complete" || return 1
     rm -rf "$final"    # a leftover without .complete (this code never renames one into place)
     mv -T "$work" "$final"
 }
@@ -148,7 +168,7 @@ debrust_ensure() {
 
     while :; do
         v=$(_debrust_pick_version)
-        if [[ -n $v && -f $CACHE/debrust-$v/.complete ]]; then break; fi
+        if [[ -n $v ]] && _debrust_complete "$CACHE/debrust-$v"; then break; fi
         if [[ -n $v ]] && read -ra pkgs < <(_debrust_packages "$v") && ((${#pkgs[@]})) \
             && _debrust_install "$v" "${pkgs[@]}"; then
             break
