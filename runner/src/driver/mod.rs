@@ -18,7 +18,6 @@ pub mod levels;
 #[cfg(target_os = "macos")]
 pub mod macos;
 pub mod select;
-#[cfg(target_os = "linux")]
 pub mod systemd;
 #[cfg(target_os = "linux")]
 pub mod userland;

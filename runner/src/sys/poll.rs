@@ -87,13 +87,12 @@ impl<'fd> PollSet<'fd> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn rdhup_is_reported_for_a_half_closed_socket() {
         let (ours, theirs) = UnixStream::pair().expect("socketpair");
