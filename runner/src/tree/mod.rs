@@ -9,6 +9,7 @@
 //! and reused by the macOS driver.
 
 pub mod kill;
+pub mod lineage;
 pub mod procfs;
 pub mod verdict;
 
