@@ -10,6 +10,7 @@
 
 pub mod kill;
 pub mod lineage;
+pub mod pressure;
 pub mod procfs;
 pub mod verdict;
 
