@@ -14,8 +14,9 @@
 //! types. The operating system sits behind two traits, [`LineageOs`] (read)
 //! and [`Signaller`] (write). The macOS driver implements them over
 //! `proc_listpids`, `proc_pidinfo(PROC_PIDUNIQIDENTIFIERINFO)` and
-//! `proc_pid_rusage`; a scripted fake (test builds only) drives the
-//! scenarios.
+//! `proc_pid_rusage`; [`procfs`] implements them over Linux `/proc` so the
+//! same algorithm runs against real processes in tests; a scripted fake
+//! (test builds only) drives the scenarios.
 //!
 //! Parts: [`tracker`] (who belongs to the tree), [`accounting`] (the summed
 //! footprint, judged by [`super::verdict::Judge`]), [`jetsam`] (which
@@ -25,6 +26,7 @@
 pub mod accounting;
 pub mod jetsam;
 pub mod kill;
+pub mod procfs;
 pub mod tracker;
 
 #[cfg(test)]
@@ -38,7 +40,8 @@ pub use self::tracker::{Found, Lineage, LineageRecord, Member, RescanReport};
 
 /// One process, named so that a recycled pid can never be mistaken for it.
 ///
-/// `unique_id` is macOS's `p_uniqueid`. Unique ids grow with birth
+/// `unique_id` is macOS's `p_uniqueid`; on Linux it is derived from the
+/// start time (see [`procfs::unique_id`]). Unique ids grow with birth
 /// order, which the tracker relies on in one place (group adoption).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
