@@ -5,9 +5,13 @@
 //! the runner, not to init. The tree is therefore exactly "every descendant of
 //! the runner", which a walk over child lists finds without scanning all of
 //! `/proc`. The walk and the limit verdicts are platform-neutral and run
-//! against the [`ProcessTable`] trait, so they are tested with a fake table
-//! and reused by the macOS driver.
+//! against the [`ProcessTable`] trait, so they are tested with a fake table.
+//!
+//! Without a subreaper (macOS) the tree is followed by lineage instead
+//! ([`lineage`]): unique ids and parent unique ids that survive reparenting.
 
+pub mod lineage;
+pub mod pressure;
 pub mod procfs;
 pub mod verdict;
 
