@@ -7,6 +7,7 @@
 //! test has seen its child, and the test says when it may go by closing a
 //! pipe. Events drive the test; sleeps only pace rescans and kill passes,
 //! and every wait has a deadline.
+#![cfg(target_os = "linux")]
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;

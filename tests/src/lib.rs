@@ -16,7 +16,6 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,14 +24,15 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
 pub mod kernel;
+mod procview;
 pub mod systemd;
+
+pub use procview::proc_stat;
 
 /// Path of the `hostile` test server binary. A macro because `CARGO_BIN_EXE_*` is only set
 /// when the integration tests themselves are compiled.
@@ -701,9 +701,10 @@ impl Stderr {
 }
 
 // ---------------------------------------------------------------------------------------------
-// /proc
+// The process table: /proc on Linux, libproc on macOS (`procview`)
 
-/// The fields of `/proc/PID/stat` the tests need.
+/// The fields of `/proc/PID/stat` the tests need (on macOS, the same facts
+/// from libproc; `start_time` is then the unique id, as in the runner).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcStat {
     pub state: char,
@@ -712,26 +713,6 @@ pub struct ProcStat {
     pub session: i32,
     /// Field 22: start time after boot, in clock ticks.
     pub start_time: u64,
-}
-
-/// Parses `/proc/PID/stat`; `None` if the process does not exist.
-pub fn proc_stat(pid: i32) -> Option<ProcStat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
-}
-
-/// `comm` (field 2) may hold spaces and parentheses, so fields are counted after the last `)`;
-/// the first field there is field 3.
-fn parse_stat(text: &str) -> Option<ProcStat> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(ProcStat {
-        state: fields.first()?.chars().next()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        pgrp: fields.get(2)?.parse().ok()?,
-        session: fields.get(3)?.parse().ok()?,
-        start_time: fields.get(22 - 3)?.parse().ok()?,
-    })
 }
 
 pub fn start_time(pid: i32) -> Option<u64> {
@@ -750,7 +731,10 @@ pub fn alive(pid: i32) -> bool {
 
 /// Zombie children of `ppid`.
 pub fn zombies_of(ppid: i32) -> Vec<i32> {
-    all_pids().filter(|&pid| proc_stat(pid).is_some_and(|s| s.state == 'Z' && s.ppid == ppid)).collect()
+    procview::all_pids()
+        .into_iter()
+        .filter(|&pid| proc_stat(pid).is_some_and(|s| s.state == 'Z' && s.ppid == ppid))
+        .collect()
 }
 
 /// Every live process whose environment holds `MCP_RUNNER_ID=<marker>`: the server's whole
@@ -758,17 +742,7 @@ pub fn zombies_of(ppid: i32) -> Vec<i32> {
 /// environment and are not listed (see [`zombies_of`]).
 pub fn tree_marker_processes(marker: &str) -> Vec<i32> {
     let needle = format!("{MARKER_VAR}={marker}");
-    all_pids()
-        .filter(|&pid| {
-            fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|&b| b == 0).any(|entry| entry == needle.as_bytes()))
-                && alive(pid)
-        })
-        .collect()
-}
-
-fn all_pids() -> impl Iterator<Item = i32> {
-    fs::read_dir("/proc").expect("read /proc").filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+    procview::all_pids().into_iter().filter(|&pid| procview::environ_has(pid, &needle) && alive(pid)).collect()
 }
 
 /// `pid (comm) state` for each pid, for failure messages.
@@ -778,7 +752,7 @@ pub fn describe(pids: &[i32]) -> String {
     }
     pids.iter()
         .map(|pid| {
-            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let comm = procview::comm(*pid);
             let state = proc_stat(*pid).map_or('?', |s| s.state);
             format!("{pid} ({}) {state}", comm.trim())
         })
@@ -789,44 +763,7 @@ pub fn describe(pids: &[i32]) -> String {
 // ---------------------------------------------------------------------------------------------
 // Waiting for processes to end
 
-/// A pidfd: readable once the process has exited (for any process, not only children).
-pub struct Pidfd {
-    fd: Option<OwnedFd>,
-}
-
-impl Pidfd {
-    /// Opens a pidfd for `pid`. A process that is already gone gives a `Pidfd` that reports
-    /// "exited" at once.
-    pub fn open(pid: i32) -> std::io::Result<Pidfd> {
-        // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd >= 0 {
-            // SAFETY: the fd was just returned by the kernel and is owned by nobody else.
-            return Ok(Pidfd { fd: Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }) });
-        }
-        match Errno::last() {
-            Errno::ESRCH => Ok(Pidfd { fd: None }),
-            e => Err(e.into()),
-        }
-    }
-
-    /// Waits until the process has exited or `timeout` passed; returns whether it exited.
-    pub fn wait(&self, timeout: Duration) -> bool {
-        let Some(fd) = &self.fd else { return true };
-        let end = Instant::now() + timeout;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(n) if n > 0 => return true,
-                Ok(_) | Err(Errno::EINTR) if Instant::now() < end => continue,
-                Ok(_) => return false,
-                Err(e) => panic!("poll(pidfd): {e}"),
-            }
-        }
-    }
-}
+pub use procview::Pidfd;
 
 /// Waits (pidfd + poll) until `pid` has exited; returns whether it did within `timeout`.
 pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
@@ -860,18 +797,23 @@ pub fn cgroup2_memory_available() -> bool {
 mod tests {
     use super::*;
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn stat_with_spaces_and_parens_in_comm() {
         let line = "1234 (a b) c)) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200";
-        let stat = parse_stat(line).unwrap();
+        let stat = procview::parse_stat(line).unwrap();
         assert_eq!(stat, ProcStat { state: 'S', ppid: 77, pgrp: 1234, session: 1234, start_time: 987654 });
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn own_start_time_matches_proc_self() {
         let me = std::process::id() as i32;
         assert!(alive(me));
-        assert_eq!(start_time(me), parse_stat(&fs::read_to_string("/proc/self/stat").unwrap()).map(|s| s.start_time));
+        assert_eq!(
+            start_time(me),
+            procview::parse_stat(&fs::read_to_string("/proc/self/stat").unwrap()).map(|s| s.start_time)
+        );
     }
 
     #[test]

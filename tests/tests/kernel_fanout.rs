@@ -10,6 +10,7 @@
 //! the global cgroup's memory.peak stays at or under its memory.max and the kernel never has
 //! to OOM-kill anything. After every session closes nothing remains. The figures (peak against
 //! the cap, processes, refusals by cap, time to drain) are printed.
+#![cfg(target_os = "linux")]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -16,6 +16,7 @@
 //!
 //! The global cgroup is shared by every test of one guest boot (run them with
 //! --test-threads=1): its counters are read as deltas, its peak through a reset file (6.12+).
+#![cfg(target_os = "linux")]
 
 use mcp_runner_tests::kernel::{
     self, Cgroup, PeakFromNow, assert_oom_victims, kernel_or_skip, killed_or_alive, mib, server_leaf, session_id,

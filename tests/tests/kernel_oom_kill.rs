@@ -7,6 +7,7 @@
 //! is gone, so that its counters can be read: hierarchical memory.events shows the OOM kill
 //! below the session, memory.events.local shows that neither the session's nor the global
 //! limit was the cause. Then it leaves too, and the session cgroup goes with it.
+#![cfg(target_os = "linux")]
 
 use mcp_runner_tests::kernel::{self, Cgroup, kernel_or_skip, mib, server_leaf, session_id};
 use mcp_runner_tests::{Fixture, hostile};

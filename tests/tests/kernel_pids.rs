@@ -2,6 +2,7 @@
 //! kernel, not killed: pids.max refuses its forks (pids.events `max` rises), pids.current never
 //! goes above 32, the runner warns that the kernel refused forks, and the server keeps running.
 //! When the session ends (stdin closed) the whole tree goes, with its leaf and session cgroups.
+#![cfg(target_os = "linux")]
 
 use mcp_runner_tests::kernel::{self, Cgroup, kernel_or_skip, server_leaf, session_id};
 use mcp_runner_tests::{Fixture, alive, hostile};

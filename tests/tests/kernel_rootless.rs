@@ -9,6 +9,7 @@
 //!   children, and build `mcp-runner/s-SESSION/LEAF` under its own cgroup;
 //! - have the kernel enforce the leaf's memory.max there: the leaker is OOM-killed (exit 123),
 //!   the leaf and the session cgroup are removed, nothing is left.
+#![cfg(target_os = "linux")]
 
 use std::os::unix::fs::chown;
 use std::process::Command;

@@ -2,6 +2,7 @@
 //! direct child, dies at once (parent-death signal); what else is left in the leaf (a setsid()
 //! daemon) is found by `mcp-runner gc` through the record's `cgroup` field and killed, and the
 //! leaf and the session cgroup are removed.
+#![cfg(target_os = "linux")]
 
 use std::os::unix::process::ExitStatusExt;
 

@@ -12,6 +12,7 @@
 //! A small well-behaved server in the session keeps the session cgroup, and so its counters,
 //! alive until the end. memory_high is "max" at every level: without swap a cgroup above
 //! memory.high is throttled rather than pushed on to memory.max (see kernel_throttle.rs).
+#![cfg(target_os = "linux")]
 
 use mcp_runner_tests::kernel::{
     self, Cgroup, assert_oom_victims, kernel_or_skip, killed_or_alive, mib, server_leaf, session_id,

@@ -2,6 +2,7 @@
 //! split between the live sessions by weight and written as each session cgroup's
 //! memory.high, recomputed when a session starts and when it ends; memory.max stays the
 //! policy's session cap.
+#![cfg(target_os = "linux")]
 
 use mcp_runner_tests::kernel::{Cgroup, kernel_or_skip, mib, session_id};
 use mcp_runner_tests::{Fixture, Policy, hostile};

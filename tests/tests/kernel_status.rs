@@ -1,5 +1,6 @@
 //! `mcp-runner status --json` on the real thing (cgroupfs driver, cgroup v2 guest): the
 //! schema, and figures that match the kernel's own files for each server's leaf.
+#![cfg(target_os = "linux")]
 
 use mcp_runner_tests::kernel::{Cgroup, kernel_or_skip, mib, session_id};
 use mcp_runner_tests::{Fixture, Policy, hostile};

@@ -2,6 +2,7 @@
 //! the session (a setsid() daemon from a double fork) is still in the server's leaf, and goes
 //! with it when the session ends; a tree that ignores SIGTERM is SIGKILLed (cgroup.kill) after
 //! kill_timeout. Afterwards the leaf and, with its last server, the session cgroup are removed.
+#![cfg(target_os = "linux")]
 
 use std::collections::BTreeSet;
 

@@ -4,6 +4,7 @@
 //! stayed pinned there for throttle_timeout = "5s" the runner kills it (exit 123, "memory stayed
 //! above memory_high"). The runner's rule, not the kernel, ends it: the session's counters show
 //! throttling and no OOM kill at all.
+#![cfg(target_os = "linux")]
 
 use mcp_runner_tests::kernel::{self, Cgroup, kernel_or_skip, mib, server_leaf, session_id};
 use mcp_runner_tests::{Fixture, hostile};

@@ -17,7 +17,9 @@ fn server_dies_with_the_runner_and_gc_sweeps_the_rest() {
     // process instead of init, so that this test reaps them itself (an init that reaps late
     // or never, as in some containers, would keep them as zombies). A user session has the
     // same shape: systemd --user is a subreaper.
+    // (macOS has no subreaper: launchd adopts and reaps them there.)
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes no pointers.
+    #[cfg(target_os = "linux")]
     assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) }, 0);
 
     let fx = Fixture::new(&Policy::default());
@@ -31,8 +33,8 @@ fn server_dies_with_the_runner_and_gc_sweeps_the_rest() {
 
     let killed = Instant::now();
     runner.signal(Signal::SIGKILL);
-    // The server's stdin (our pipe) stays open, so only the runner's crash safety (e.g.
-    // PDEATHSIG on its direct child) can end it.
+    // The server's stdin (our pipe) stays open, so only the runner's crash safety (PDEATHSIG
+    // on its direct child on Linux, the crash guard's sweep on macOS) can end it.
     assert!(server_fd.wait(hang_guard()), "server {server} survived the runner's SIGKILL for {:?}", hang_guard());
     let took = killed.elapsed();
     assert_eq!(runner.wait_exit().signal(), Some(libc::SIGKILL));

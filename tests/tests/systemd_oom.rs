@@ -10,6 +10,7 @@
 //!
 //! (systemd 252 gives a scope memory.oom.group 0, unlike the cgroupfs driver's leaves: the
 //! kernel kills the biggest process, and the runner, told by memory.events, kills the rest.)
+#![cfg(target_os = "linux")]
 
 use mcp_runner_tests::kernel::mib;
 use mcp_runner_tests::systemd::{Manager, RunnerUnits, session_id, systemd_or_skip};

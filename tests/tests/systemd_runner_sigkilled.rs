@@ -7,6 +7,7 @@
 //!
 //! This test process is a child subreaper, so the killed runner's orphans are reparented to it
 //! and their deaths (and the signals that caused them) can be read with waitpid.
+#![cfg(target_os = "linux")]
 
 use std::os::unix::process::ExitStatusExt;
 

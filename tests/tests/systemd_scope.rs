@@ -4,6 +4,7 @@
 //! `mcp-runner.slice`, bound to the runner's own scope; systemd carries the policy's limits as
 //! unit properties and the kernel has them in the scope's cgroup files. When the session ends
 //! (stdin closed) nothing of the tree is left and both scopes are gone from systemd.
+#![cfg(target_os = "linux")]
 
 use mcp_runner_tests::systemd::{GLOBAL_SLICE, Manager, RunnerUnits, cgroup_of, session_id, systemd_or_skip};
 use mcp_runner_tests::{Fixture, Policy, hostile};

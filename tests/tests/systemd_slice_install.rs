@@ -11,6 +11,7 @@
 //! A transient `mcp-runner.slice` made by an earlier runner of this boot would take precedence
 //! over the installed file, so the test first stops it (nothing runs under it between tests).
 //! The installed file is removed at the end even if the test fails (InstalledSliceGuard).
+#![cfg(target_os = "linux")]
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;

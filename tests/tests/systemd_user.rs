@@ -12,6 +12,7 @@
 //!
 //! The kernel's account is read from `user@1000.service`, which outlives every cgroup of a
 //! test (the runner's scopes are collected by systemd when they empty).
+#![cfg(target_os = "linux")]
 
 use std::fs;
 

@@ -9,7 +9,7 @@
 //! per-pid waits would race this loop.
 
 use nix::errno::Errno;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{WaitStatus, waitpid};
 
 use crate::sys::Pid;
 
@@ -40,9 +40,7 @@ impl Reaper {
     /// Reaps every child that has exited.
     pub fn reap(&mut self) -> Result<Children, Errno> {
         loop {
-            // __WALL: also reap children created with a non-SIGCHLD exit
-            // signal, which plain waitpid would leave as zombies forever.
-            match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+            match waitpid(None, Some(crate::os::REAP_FLAGS)) {
                 Ok(WaitStatus::StillAlive) => return Ok(Children::Running),
                 Ok(status) => self.record(status),
                 Err(Errno::ECHILD) => return Ok(Children::None),

@@ -19,10 +19,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, fork, pipe2, setsid};
+use nix::unistd::{ForkResult, fork, pipe, setsid};
 use serde_json::{Map, Value, json};
 
 /// Upper bound of the fork bomb, so that a broken runner cannot take the host down.
@@ -205,7 +204,7 @@ fn tree(n: usize) -> io::Result<()> {
 /// daemon closes stdio, so it does not hold the client's pipes open. Returns the daemon's
 /// pid, which it reports through a pipe before `ready` is printed.
 fn spawn_daemon() -> io::Result<i32> {
-    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let (read_end, write_end) = cloexec_pipe()?;
     // SAFETY: single-threaded process (see the module docs).
     match unsafe { fork() }.map_err(io::Error::from)? {
         ForkResult::Child => {
@@ -238,7 +237,7 @@ fn spawn_daemon() -> io::Result<i32> {
 /// exits without waiting for them, so they become zombies reparented to the nearest
 /// subreaper. Returns their pids (sent by the intermediate through a pipe).
 fn make_orphan_zombies(n: usize) -> io::Result<Vec<i32>> {
-    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let (read_end, write_end) = cloexec_pipe()?;
     // SAFETY: single-threaded process (see the module docs).
     match unsafe { fork() }.map_err(io::Error::from)? {
         ForkResult::Child => {
@@ -352,4 +351,14 @@ fn sleep_forever() -> ! {
 fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is always safe to call; it does not return.
     unsafe { libc::_exit(code) }
+}
+
+/// A pipe whose ends close on exec (pipe2 is not portable to macOS).
+fn cloexec_pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    let (r, w) = pipe().map_err(io::Error::from)?;
+    for end in [&r, &w] {
+        fcntl(end, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
+    }
+    Ok((r, w))
 }

@@ -40,3 +40,9 @@ pub struct ReaperError(String);
 pub fn detach_guard(_fd: i32) -> std::io::Result<()> {
     Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "the crash guard is macOS's (Linux needs none)"))
 }
+
+/// waitpid flags for the reaper. `__WALL`: also reap children created with
+/// a non-SIGCHLD exit signal, which plain waitpid would leave as zombies
+/// forever.
+pub const REAP_FLAGS: nix::sys::wait::WaitPidFlag =
+    nix::sys::wait::WaitPidFlag::WNOHANG.union(nix::sys::wait::WaitPidFlag::__WALL);

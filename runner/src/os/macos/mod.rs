@@ -30,3 +30,6 @@ pub fn become_reaper() -> Result<(), ReaperError> {
     tracing::debug!("no child subreaper on macOS: orphans go to launchd, the lineage sweep follows them");
     Ok(())
 }
+
+/// waitpid flags for the reaper.
+pub const REAP_FLAGS: nix::sys::wait::WaitPidFlag = nix::sys::wait::WaitPidFlag::WNOHANG;

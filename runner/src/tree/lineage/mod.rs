@@ -26,6 +26,7 @@
 pub mod accounting;
 pub mod jetsam;
 pub mod kill;
+#[cfg(target_os = "linux")]
 pub mod procfs;
 pub mod tracker;
 
