@@ -142,6 +142,8 @@ EOF
         chmod 755 "$work/bin/$tool" || return 1
     done
     upstream=${v%%+*}; upstream=${upstream%%-*}
+    [[ -d $work/root/usr/src/rustc-$upstream/library ]] \
+        || die "rust-web-src $v has no usr/src/rustc-$upstream/library: the packaging changed"
     "$work/bin/rustc" --version | grep -q "^rustc $upstream " \
         || die "the unpacked rustc-web $v does not run or is not rustc $upstream: $("$work/bin/rustc" --version 2>&1)"
     "$work/bin/clippy-driver" --version >/dev/null || die "the unpacked rust-web-clippy $v does not run"
