@@ -179,7 +179,11 @@ debrust_ensure() {
         # refresh them once.
         if ((updated == 0)); then
             if ((EUID == 0)); then
-                msg "apt-get update (apt offers ${v:-no} rustc-web/rust-web-src pair${v:+ that downloads})"
+                if [[ -n $v ]]; then
+                    msg "apt-get update (rustc-web $v could not be had)"
+                else
+                    msg "apt-get update (apt's lists offer no matching rustc-web and rust-web-src)"
+                fi
                 apt-get update -q >&2 || msg "apt-get update failed"
                 updated=1
                 continue
