@@ -142,6 +142,8 @@ EOF
         chmod 755 "$work/bin/$tool" || return 1
     done
     upstream=${v%%+*}; upstream=${upstream%%-*}
+    [[ -d $work/root/usr/src/rustc-$upstream/library ]] \
+        || die "rust-web-src $v has no usr/src/rustc-$upstream/library: the packaging changed"
     "$work/bin/rustc" --version | grep -q "^rustc $upstream " \
         || die "the unpacked rustc-web $v does not run or is not rustc $upstream: $("$work/bin/rustc" --version 2>&1)"
     "$work/bin/clippy-driver" --version >/dev/null || die "the unpacked rust-web-clippy $v does not run"
@@ -177,7 +179,11 @@ debrust_ensure() {
         # refresh them once.
         if ((updated == 0)); then
             if ((EUID == 0)); then
-                msg "apt-get update (apt offers ${v:-no} rustc-web/rust-web-src pair${v:+ that downloads})"
+                if [[ -n $v ]]; then
+                    msg "apt-get update (rustc-web $v could not be had)"
+                else
+                    msg "apt-get update (apt's lists offer no matching rustc-web and rust-web-src)"
+                fi
                 apt-get update -q >&2 || msg "apt-get update failed"
                 updated=1
                 continue
