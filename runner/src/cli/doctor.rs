@@ -8,7 +8,7 @@ use mcp_runner_policy::DriverPref;
 
 use super::Failure;
 use crate::driver::{IMPLEMENTED, select};
-use crate::host::HostFacts;
+use crate::host::{HostFacts, Platform};
 
 pub fn doctor() -> Result<ExitCode, Failure> {
     let mut facts = HostFacts::probe();
@@ -23,6 +23,74 @@ fn yes(b: bool) -> &'static str {
 
 /// The whole report, as text: a pure function of the facts.
 pub fn report(f: &HostFacts) -> String {
+    match f.platform {
+        Platform::Linux => linux_report(f),
+        Platform::Macos => macos_report(f),
+    }
+}
+
+/// The driver line and the drivers passed over.
+fn driver_lines(f: &HostFacts, out: &mut String) {
+    match select::select(f, DriverPref::Auto, IMPLEMENTED) {
+        Ok(s) => {
+            let _ = writeln!(out, "driver: {} ({})", s.kind, s.kind.enforcement());
+            for p in &s.passed_over {
+                let _ = writeln!(out, "  not {p}");
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "driver: none: {e}");
+        }
+    }
+}
+
+/// What macOS offers an unprivileged user, and what it cannot enforce.
+fn macos_report(f: &HostFacts) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(out, "{k:<16} {v}");
+    };
+    line("platform", format!("macOS (Darwin {})", f.kernel));
+    line(
+        "jetsam at spawn",
+        if f.jetsam {
+            "yes: memory_max is a fatal kernel limit on the server's main process (posix_spawnattr_setjetsam_ext, a private API)".into()
+        } else {
+            "no: posix_spawnattr_setjetsam_ext is missing; the footprint poll alone enforces memory_max".into()
+        },
+    );
+    line(
+        "memory pressure",
+        match f.pressure_level {
+            Some(1) => "normal".into(),
+            Some(2) => "warn".into(),
+            Some(4) => "critical".into(),
+            Some(n) => format!("unknown level {n}"),
+            None => "unreadable (kern.memorystatus_vm_pressure_level): admission counts free memory only".into(),
+        },
+    );
+    line(
+        "subreaper",
+        "none on macOS: launchd adopts orphans; the runner follows them by lineage and kills them".into(),
+    );
+    line("uid", f.euid.to_string());
+    let _ = writeln!(out);
+    driver_lines(f, &mut out);
+    let _ = writeln!(
+        out,
+        "\nwhat macOS cannot enforce (cgroups can, on Linux):\n\
+         \x20 - memory_max binds the kernel only for the main process until it execs (jetsam); the rest of the\n\
+         \x20   tree is held by a footprint poll every sample_interval and can overshoot between two polls\n\
+         \x20 - memory_high does not throttle: it warns, and the throttle_timeout rule kills a tree that stays above it\n\
+         \x20 - pids_max counts processes, not threads; cpu_max is not enforced\n\
+         \x20 - session and global caps hold at admission (the user's runners' footprints summed), not as a kernel cap\n\
+         \x20 - a SIGKILLed runner's tree is swept by its crash guard within moments, not at once\n\
+         nothing here needs root, and System Integrity Protection does not affect it"
+    );
+    out
+}
+
+fn linux_report(f: &HostFacts) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: String| {
         let _ = writeln!(out, "{k:<16} {v}");
@@ -54,17 +122,7 @@ pub fn report(f: &HostFacts) -> String {
     line("uid", f.euid.to_string());
 
     let _ = writeln!(out);
-    match select::select(f, DriverPref::Auto, IMPLEMENTED) {
-        Ok(s) => {
-            let _ = writeln!(out, "driver: {} ({})", s.kind, s.kind.enforcement());
-            for p in &s.passed_over {
-                let _ = writeln!(out, "  not {p}");
-            }
-        }
-        Err(e) => {
-            let _ = writeln!(out, "driver: none: {e}");
-        }
-    }
+    driver_lines(f, &mut out);
     let fixes = fixes(f);
     if !fixes.is_empty() {
         let _ = writeln!(out, "\nto get kernel enforcement:");
@@ -135,6 +193,28 @@ mod tests {
         let fx = fixes(&f);
         assert_eq!(fx.len(), 1, "{fx:?}");
         assert!(fx[0].contains("Delegate=yes"));
+    }
+
+    #[test]
+    fn a_mac_is_told_what_it_gets_and_what_it_does_not() {
+        let f = HostFacts {
+            platform: Platform::Macos,
+            kernel: "24.1.0".into(),
+            euid: 501,
+            jetsam: true,
+            pressure_level: Some(2),
+            ..HostFacts::default()
+        };
+        let r = report(&f);
+        assert!(r.contains("driver: macos (userland enforcement)"), "{r}");
+        assert!(r.contains("not cgroupfs: macOS has no cgroups"), "{r}");
+        assert!(r.contains("memory pressure  warn"), "{r}");
+        assert!(r.contains("jetsam at spawn  yes"), "{r}");
+        assert!(r.contains("can overshoot between two polls"), "{r}");
+        assert!(!r.contains("cgroup_no_v1"), "no Linux boot advice on a Mac: {r}");
+        let no_jetsam = report(&HostFacts { jetsam: false, pressure_level: None, ..f });
+        assert!(no_jetsam.contains("the footprint poll alone enforces memory_max"), "{no_jetsam}");
+        assert!(no_jetsam.contains("unreadable"), "{no_jetsam}");
     }
 
     #[test]

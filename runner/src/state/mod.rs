@@ -88,7 +88,8 @@ pub struct StateDir {
 
 impl StateDir {
     /// `$MCP_RUNNER_STATE_DIR`, else `$XDG_RUNTIME_DIR/mcp-runner`, else
-    /// `/run/mcp-runner` for root, else `/tmp/mcp-runner-UID`. Created 0700
+    /// `/run/mcp-runner` for root (`/var/run/mcp-runner` on macOS), else
+    /// `$TMPDIR/mcp-runner-UID` (on macOS a per-user directory). Created 0700
     /// when missing; a directory someone else owns, or that others may
     /// write, is refused (it would let them plant records for `gc`).
     pub fn locate() -> Result<StateDir, StateError> {
@@ -98,7 +99,7 @@ impl StateDir {
         } else if let Some(p) = std::env::var_os("XDG_RUNTIME_DIR") {
             PathBuf::from(p).join("mcp-runner")
         } else if uid == 0 {
-            PathBuf::from("/run/mcp-runner")
+            PathBuf::from(crate::os::ROOT_STATE_DIR)
         } else {
             std::env::temp_dir().join(format!("mcp-runner-{uid}"))
         };

@@ -46,3 +46,6 @@ pub fn detach_guard(_fd: i32) -> std::io::Result<()> {
 /// forever.
 pub const REAP_FLAGS: nix::sys::wait::WaitPidFlag =
     nix::sys::wait::WaitPidFlag::WNOHANG.union(nix::sys::wait::WaitPidFlag::__WALL);
+
+/// Where root's runners keep their records.
+pub const ROOT_STATE_DIR: &str = "/run/mcp-runner";

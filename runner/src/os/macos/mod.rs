@@ -33,3 +33,6 @@ pub fn become_reaper() -> Result<(), ReaperError> {
 
 /// waitpid flags for the reaper.
 pub const REAP_FLAGS: nix::sys::wait::WaitPidFlag = nix::sys::wait::WaitPidFlag::WNOHANG;
+
+/// Where root's runners keep their records.
+pub const ROOT_STATE_DIR: &str = "/var/run/mcp-runner";
