@@ -5,9 +5,9 @@
 //! Needs `tests/setup` (npm ci in tests/node). Without it the test fails when `CI` is set and
 //! is skipped, with the reason printed, otherwise.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::{fs, io::Write};
 
 use mcp_runner_tests::{
     Fixture, Lines, Pidfd, Policy, Stderr, describe, hang_guard, marker_of, runner_bin, scaled, start_time,
@@ -74,8 +74,11 @@ fn sdk_client_and_everything_server_through_the_runner() {
     let connected = next_event("connected");
     let runner_pid = connected["runner_pid"].as_i64().expect("runner_pid") as i32;
     let runner_fd = Pidfd::open(runner_pid).expect("pidfd_open(runner)");
-    let exe = fs::read_link(format!("/proc/{runner_pid}/exe")).expect("runner exe");
-    assert_eq!(exe, fs::canonicalize(runner_bin()).unwrap(), "pid {runner_pid} is not the runner");
+    #[cfg(target_os = "linux")]
+    {
+        let exe = std::fs::read_link(format!("/proc/{runner_pid}/exe")).expect("runner exe");
+        assert_eq!(exe, std::fs::canonicalize(runner_bin()).unwrap(), "pid {runner_pid} is not the runner");
+    }
     let marker = marker_of(runner_pid).expect("runner start time");
     guard.pids.push(runner_pid);
     guard.marker = Some(marker.clone());

@@ -296,14 +296,11 @@ fn ready(mode: &str, extra: Map<String, Value>) -> io::Result<()> {
     let mut params = Map::new();
     params.insert("pid".into(), json!(std::process::id()));
     params.insert("mode".into(), json!(mode));
-    // The signal mask and ignored set the server started with (hex masks from
-    // /proc/self/status): a supervisor that blocks signals for itself must not pass the mask on.
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    for (field, key) in [("SigBlk:", "sigblk"), ("SigIgn:", "sigign")] {
-        if let Some(mask) = status.lines().find_map(|l| l.strip_prefix(field)) {
-            params.insert(key.into(), json!(mask.trim()));
-        }
-    }
+    // The signal mask and ignored set the server started with: a supervisor that blocks
+    // signals for itself must not pass the mask on.
+    let (blocked, ignored) = signal_masks()?;
+    params.insert("sigblk".into(), json!(blocked));
+    params.insert("sigign".into(), json!(ignored));
     params.extend(extra);
     notify("hostile/ready", Value::Object(params))
 }
@@ -361,4 +358,36 @@ fn cloexec_pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
         fcntl(end, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
     }
     Ok((r, w))
+}
+
+/// The blocked and ignored signal sets as 16 hex digits, bit N-1 for signal N: on Linux as
+/// /proc/self/status shows them, elsewhere computed the same way.
+#[cfg(target_os = "linux")]
+fn signal_masks() -> io::Result<(String, String)> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).map(|m| m.trim().to_string()).unwrap_or_default()
+    };
+    Ok((field("SigBlk:"), field("SigIgn:")))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn signal_masks() -> io::Result<(String, String)> {
+    use nix::sys::signal::{SigSet, Signal};
+    let blocked = SigSet::thread_get_mask().map_err(io::Error::from)?;
+    let (mut blk, mut ign) = (0u64, 0u64);
+    for sig in Signal::iterator() {
+        let bit = 1u64 << (sig as i32 - 1);
+        if blocked.contains(sig) {
+            blk |= bit;
+        }
+        // SAFETY: sigaction with a null new action only reads the current disposition into
+        // `old`, a zeroed sigaction owned by this frame.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        if unsafe { libc::sigaction(sig as i32, std::ptr::null(), &mut old) } == 0 && old.sa_sigaction == libc::SIG_IGN
+        {
+            ign |= bit;
+        }
+    }
+    Ok((format!("{blk:016x}"), format!("{ign:016x}")))
 }
