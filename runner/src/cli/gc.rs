@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use mcp_runner_policy::{HostMemory, ServerRequest};
-
 use super::args::GcArgs;
 use super::{Failure, OrExit, policy_source};
 use crate::driver::{DriverKind, levels};
@@ -24,13 +22,7 @@ pub fn gc(args: GcArgs) -> Result<ExitCode, Failure> {
     }
     let dir = StateDir::locate().or_exit(exit::RUNNER_FAILED)?;
     let facts = HostFacts::probe();
-    let request = ServerRequest { name: None, argv: &[] };
-    let memory = HostMemory { physical_bytes: facts.physical_memory };
-    let budget = policy_source::load(&policy_source::locate(None))
-        .ok()
-        .and_then(|p| p.resolve(&request, &memory).ok())
-        .map_or_else(|| mcp_runner_policy::builtin().resolve(&request, &memory), Ok)
-        .or_exit(exit::RUNNER_FAILED)?;
+    let budget = policy_source::levels_budget(facts.physical_memory).or_exit(exit::RUNNER_FAILED)?;
     let levels_of = |kind| levels::for_kind(kind, &facts, &budget);
     let table = Procs::snapshot();
     let actions = sweep(&dir, &table, &levels_of);

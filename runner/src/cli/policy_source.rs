@@ -49,6 +49,18 @@ pub fn load(source: &Source) -> Result<Policy, PolicyError> {
     }
 }
 
+/// The global and session levels as the user's policy sets them, for the
+/// commands that look at every runner (`status`, `gc`): a policy that no
+/// longer loads must not hide what runs, so the built-in one stands in.
+pub fn levels_budget(physical_memory: u64) -> Result<mcp_runner_policy::Effective, PolicyError> {
+    let request = mcp_runner_policy::ServerRequest { name: None, argv: &[] };
+    let memory = mcp_runner_policy::HostMemory { physical_bytes: physical_memory };
+    match load(&locate(None)).and_then(|p| p.resolve(&request, &memory)) {
+        Ok(b) => Ok(b),
+        Err(_) => policy::builtin().resolve(&request, &memory),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

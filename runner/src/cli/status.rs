@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mcp_runner_policy::{Effective, HostMemory, ServerRequest};
+use mcp_runner_policy::Effective;
 
 use super::args::StatusArgs;
 use super::{Failure, OrExit, policy_source};
@@ -17,15 +17,7 @@ use crate::status::{self, Global, render};
 pub fn status(args: StatusArgs) -> Result<ExitCode, Failure> {
     let dir = StateDir::locate().or_exit(exit::RUNNER_FAILED)?;
     let facts = HostFacts::probe();
-    // A policy that no longer loads must not hide what runs: fall back to
-    // the built-in one for where the levels are.
-    let request = ServerRequest { name: None, argv: &[] };
-    let memory = HostMemory { physical_bytes: facts.physical_memory };
-    let budget = policy_source::load(&policy_source::locate(None))
-        .ok()
-        .and_then(|p| p.resolve(&request, &memory).ok())
-        .map_or_else(|| mcp_runner_policy::builtin().resolve(&request, &memory), Ok)
-        .or_exit(exit::RUNNER_FAILED)?;
+    let budget = policy_source::levels_budget(facts.physical_memory).or_exit(exit::RUNNER_FAILED)?;
     let levels_of = |kind| levels::for_kind(kind, &facts, &budget);
     loop {
         let st = status::collect::status(&dir.live_records(), global_cap(&facts, &budget), &levels_of);

@@ -55,17 +55,23 @@ pub trait Levels {
     fn measure(&self, session: &str) -> Measured;
 
     /// The global level's place (a cgroup), if the driver has one.
-    fn global_place(&self) -> Option<PathBuf>;
+    fn global_place(&self) -> Option<PathBuf> {
+        None
+    }
 
     /// The global memory_max as enforced, where it can be read back.
-    fn global_memory_max(&self) -> Option<u64>;
+    fn global_memory_max(&self) -> Option<u64> {
+        None
+    }
 
     /// Writes each live session's share (its memory_high). Best effort:
-    /// failures are logged.
-    fn set_shares(&self, shares: &[(String, Option<u64>)]);
+    /// failures are logged. Without session cgroups there is nothing to
+    /// hold a share, and admission's headroom check is what keeps
+    /// sessions within the global cap.
+    fn set_shares(&self, _shares: &[(String, Option<u64>)]) {}
 
     /// A session has no live server left: release what holds its budget.
-    fn release_session(&self, session: &str);
+    fn release_session(&self, _session: &str) {}
 
     /// One server's figures.
     fn figures(&self, rec: &RunnerRecord) -> Figures;
@@ -75,8 +81,11 @@ pub trait Levels {
     fn sweep_dead(&self, rec: &RunnerRecord) -> usize;
 
     /// Placements whose owner died before writing a record: (removed,
-    /// processes killed).
-    fn sweep_orphans(&self) -> (usize, usize);
+    /// processes killed). Only a driver that names places after their
+    /// owner has any.
+    fn sweep_orphans(&self) -> (usize, usize) {
+        (0, 0)
+    }
 }
 
 /// The levels of the driver `kind`.

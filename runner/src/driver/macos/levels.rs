@@ -4,8 +4,6 @@
 //! directory; the machine's headroom and pressure come from
 //! `host_statistics64` and `kern.memorystatus_vm_pressure_level`.
 
-use std::path::PathBuf;
-
 use mcp_runner_macos::memory;
 use mcp_runner_policy::Effective;
 
@@ -71,21 +69,6 @@ impl Levels for MacosLevels {
         m
     }
 
-    fn global_place(&self) -> Option<PathBuf> {
-        None
-    }
-
-    fn global_memory_max(&self) -> Option<u64> {
-        None
-    }
-
-    fn set_shares(&self, _shares: &[(String, Option<u64>)]) {
-        // No session cgroup to hold a share: admission's headroom check is
-        // what keeps sessions within the global cap.
-    }
-
-    fn release_session(&self, _session: &str) {}
-
     fn figures(&self, rec: &RunnerRecord) -> Figures {
         let os = MacOs::new();
         let Some(mut l) = lineage_of(rec) else { return Figures::default() };
@@ -111,9 +94,5 @@ impl Levels for MacosLevels {
             std::thread::sleep(std::time::Duration::from_millis(2));
         });
         report.signalled.len()
-    }
-
-    fn sweep_orphans(&self) -> (usize, usize) {
-        (0, 0)
     }
 }

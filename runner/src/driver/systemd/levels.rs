@@ -113,8 +113,4 @@ impl Levels for SystemdLevels {
         // what carries the marker outside them is still the runner's.
         kill_marked(rec, &crate::tree::procfs::Procfs::snapshot())
     }
-
-    fn sweep_orphans(&self) -> (usize, usize) {
-        (0, 0)
-    }
 }

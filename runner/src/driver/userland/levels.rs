@@ -2,8 +2,6 @@
 //! so the only level it can measure is the machine (free memory and the
 //! system-wide memory pressure), and a server's figures are its tree's.
 
-use std::path::PathBuf;
-
 use crate::cgroup::memory;
 use crate::driver::levels::{Figures, Levels, Measured};
 use crate::os::kill::kill_marked;
@@ -36,30 +34,12 @@ impl Levels for MachineLevels {
         }
     }
 
-    fn global_place(&self) -> Option<PathBuf> {
-        None
-    }
-
-    fn global_memory_max(&self) -> Option<u64> {
-        None
-    }
-
-    fn set_shares(&self, _shares: &[(String, Option<u64>)]) {
-        // No session cgroup to hold a share.
-    }
-
-    fn release_session(&self, _session: &str) {}
-
     fn figures(&self, rec: &RunnerRecord) -> Figures {
         tree_figures(rec)
     }
 
     fn sweep_dead(&self, rec: &RunnerRecord) -> usize {
         kill_marked(rec, &Procfs::snapshot())
-    }
-
-    fn sweep_orphans(&self) -> (usize, usize) {
-        (0, 0)
     }
 }
 
