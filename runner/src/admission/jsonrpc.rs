@@ -56,7 +56,7 @@ pub fn answer_first_request(refusal: &Refusal, server: Option<&str>, session: &s
 /// is read with read(2) on the descriptor itself: a buffered reader would
 /// keep bytes the next poll cannot see, and a request that spans its buffer
 /// would never be finished (a request over 4 KiB was lost that way).
-fn answer_from(
+pub fn answer_from(
     input: BorrowedFd<'_>,
     out: &mut impl Write,
     refusal: &Refusal,

@@ -17,7 +17,7 @@ mod diff;
 mod entry;
 mod error;
 pub mod file;
-mod json;
+pub(crate) mod json;
 mod report;
 mod servers;
 mod splice;
