@@ -154,6 +154,23 @@ mod tests {
         }
     }
 
+    /// Found by `ci/fuzz` (jsonrpc_first_request, crash-1970f54e7e04): the
+    /// line `{"jsonrpc":"2.0","id":0,"method":{"p":"2.0","id":0,...}}` was
+    /// answered, but a `method` that is not a string makes no request
+    /// (JSON-RPC 2.0, 4), and neither does an id that is not a string, a
+    /// number or null.
+    #[test]
+    fn fuzz_jsonrpc_first_request_method_not_a_string() {
+        let method_object = json!({"jsonrpc": "2.0", "id": 0, "method": {"p": "2.0", "id": 0}});
+        assert!(refusal_response(&method_object, &refusal(), None, "s").is_none());
+        for id in [json!([1]), json!({"a": 1}), json!(true)] {
+            let odd_id = json!({"jsonrpc": "2.0", "id": id, "method": "initialize"});
+            assert!(refusal_response(&odd_id, &refusal(), None, "s").is_none(), "{odd_id}");
+        }
+        let null_id = json!({"jsonrpc": "2.0", "id": null, "method": "initialize"});
+        assert_eq!(refusal_response(&null_id, &refusal(), None, "s").expect("a request")["id"], Value::Null);
+    }
+
     #[test]
     fn notifications_and_responses_get_no_answer() {
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
