@@ -16,10 +16,12 @@ use crate::sys::poll::{Events, PollSet};
 pub const REFUSED_CODE: i64 = -32000;
 
 /// The error response to `request`, or `None` if it is not a request (a
-/// notification has no id and gets no answer).
+/// notification has no id and gets no answer). A request names its method
+/// with a string and has an id that is a string, a number or null
+/// (JSON-RPC 2.0, section 4); anything else is no request to answer.
 pub fn refusal_response(request: &Value, refusal: &Refusal, server: Option<&str>, session: &str) -> Option<Value> {
-    let id = request.get("id")?;
-    request.get("method")?;
+    let id = request.get("id").filter(|id| id.is_string() || id.is_number() || id.is_null())?;
+    request.get("method").filter(|m| m.is_string())?;
     let name = server.unwrap_or("server");
     Some(json!({
         "jsonrpc": "2.0",
