@@ -173,6 +173,20 @@ mod tests {
         assert_eq!(refusal_response(&null_id, &refusal(), None, "s").expect("a request")["id"], Value::Null);
     }
 
+    /// Found by `ci/fuzz` (jsonrpc_first_request, crash-52aa7d0f1062): the
+    /// request `{"jsonrpc":"2.0","id":6e27,"method":"ping"}` was answered
+    /// with the id 6.000000000000001e+27, which no client matches to its
+    /// request: serde_json's default float parsing may be one unit off in
+    /// the last place.
+    #[test]
+    fn fuzz_jsonrpc_first_request_float_id() {
+        let line = br#"{"jsonrpc":"2.0","id":6e27,"method":"ping"}"#;
+        let request: Value = serde_json::from_slice(line).expect("JSON");
+        let answer = refusal_response(&request, &refusal(), None, "s").expect("a request");
+        let id: f64 = answer["id"].to_string().parse().expect("a number");
+        assert_eq!(id, 6e27, "{}", answer["id"]);
+    }
+
     #[test]
     fn notifications_and_responses_get_no_answer() {
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
