@@ -279,3 +279,15 @@ fn malformed_configs_name_line_column_and_path() {
     let e = plan("[1]", &Mode::Wrap { runner: RUNNER }).expect_err("array");
     assert_eq!(e.to_string(), "1:1: the config must be a JSON object, found an array");
 }
+
+/// Found by `ci/fuzz` (wrap_plan, crash-fec3123b9c6e): the claude.json
+/// fixture with one `args` item indented five spaces deeper than the one
+/// before it. Wrap re-rendered the whole array with the first separator,
+/// so undo gave every item the first item's indentation.
+#[test]
+fn fuzz_wrap_plan_uneven_separators() {
+    let text = "{\"mcpServers\": {\"a\": {\"command\": \"x\", \"args\": [\n  \"p\",\n  \"q\",\n       \"r\"\n]}}}";
+    let wrapped = wrap(text);
+    assert_eq!(parse(&wrapped.text), wrap_oracle(&parse(text)));
+    assert_eq!(undo(&wrapped.text, Some(text)).text, text);
+}
