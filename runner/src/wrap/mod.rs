@@ -76,20 +76,28 @@ pub fn plan(text: &str, mode: &Mode<'_>) -> Result<Plan, ConfigError> {
             (Class::Wrapped { .. }, Mode::Wrap { .. }) => Outcome::AlreadyWrapped,
             (Class::Stdio { .. }, Mode::Undo { .. }) => Outcome::NotWrapped,
             (Class::Stdio { command, args }, Mode::Wrap { runner }) => {
-                let args = ArgsEdit::Set(entry::wrapped_args(e.name, command, &args));
-                rewrite(body, e, runner, args, &mut edits, &mut expected)?;
+                let all = entry::wrapped_args(e.name, command, &args);
+                // The server's own args stay as written, so that undo can
+                // give back the very bytes.
+                let added = all.len() - args.len();
+                let edit = if args.is_empty() { ArgsEdit::Set(all) } else { ArgsEdit::Prepend { all, added } };
+                rewrite(body, e, runner, edit, &mut edits, &mut expected)?;
                 Outcome::Wrapped
             }
             (Class::Wrapped { inner }, Mode::Undo { .. }) => {
                 let Some((command, rest)) = inner.split_first() else {
                     return Err(internal(format!("{}: wrapped without a command", e.path)));
                 };
+                let rest: Vec<String> = rest.iter().map(|s| (*s).to_owned()).collect();
+                let dropped = e.args.as_ref().map_or(0, |(_, items)| items.len()) - rest.len();
                 // `args: []` and no `args` mean the same; give back what the
                 // original had, when the backup says.
-                let args = if rest.is_empty() && had_no_args(backup.as_ref(), &e.keys) {
+                let args = if !rest.is_empty() {
+                    ArgsEdit::DropFirst { rest, dropped }
+                } else if had_no_args(backup.as_ref(), &e.keys) {
                     ArgsEdit::Remove
                 } else {
-                    ArgsEdit::Set(rest.iter().map(|s| (*s).to_owned()).collect())
+                    ArgsEdit::Set(rest)
                 };
                 rewrite(body, e, command, args, &mut edits, &mut expected)?;
                 Outcome::Unwrapped
@@ -102,8 +110,21 @@ pub fn plan(text: &str, mode: &Mode<'_>) -> Result<Plan, ConfigError> {
     Ok(Plan { changed: new_body != body, text: format!("{bom}{new_body}"), entries: reports })
 }
 
+/// What becomes of `args`.
 enum ArgsEdit {
+    /// Exactly these, in the array's layout.
     Set(Vec<String>),
+    /// `all`, of which the first `added` go before the items there, which
+    /// keep their text.
+    Prepend {
+        all: Vec<String>,
+        added: usize,
+    },
+    /// `rest`, the items left after the first `dropped`, as written.
+    DropFirst {
+        rest: Vec<String>,
+        dropped: usize,
+    },
     Remove,
 }
 
@@ -129,14 +150,26 @@ fn rewrite(
         (ArgsEdit::Remove, [only]) => splice::remove(members, *only),
         _ => None,
     };
-    let items = match args {
-        ArgsEdit::Set(items) => Some(items),
-        ArgsEdit::Remove if removal.is_some() => None,
-        ArgsEdit::Remove => Some(Vec::new()),
+    let array = entry.args.as_ref().map(|(node, _)| *node);
+    let kept = |edit: Option<splice::Replacement>| {
+        edit.ok_or_else(|| internal(format!("{}: args are not as they were read", entry.path)))
     };
-    match (&items, &entry.args, removal) {
-        (_, _, Some(removal)) => edits.push(removal),
-        (Some(items), Some((node, _)), None) => edits.push(splice::set_array(text, node, items)),
+    let (items, edit) = match args {
+        ArgsEdit::Remove if removal.is_some() => (None, removal),
+        ArgsEdit::Remove => (Some(Vec::new()), None),
+        ArgsEdit::Set(items) => (Some(items), None),
+        ArgsEdit::Prepend { all, added } => {
+            let edit = kept(array.and_then(|a| splice::prepend(text, a, &all[..added])))?;
+            (Some(all), Some(edit))
+        }
+        ArgsEdit::DropFirst { rest, dropped } => {
+            let edit = kept(array.and_then(|a| splice::drop_first(a, dropped)))?;
+            (Some(rest), Some(edit))
+        }
+    };
+    match (&items, array, edit) {
+        (_, _, Some(edit)) => edits.push(edit),
+        (Some(items), Some(node), None) => edits.push(splice::set_array(text, node, items)),
         (Some(items), None, None) => edits.push(splice::insert_after(text, entry.node, command_member, "args", items)),
         (None, _, None) => {}
     }

@@ -27,6 +27,26 @@ pub fn set_array(text: &str, node: &Node, items: &[String]) -> Replacement {
     Replacement { range: node.start..node.end, text: ArrayLayout::of(text, node).render(items) }
 }
 
+/// Puts `items` (strings) before the first item of a non-empty array,
+/// separated the way its first items are. The items already there keep
+/// their text, escapes and spacing: `drop_first` can then take exactly
+/// these away again. `None` for an empty array or a value that is none.
+pub fn prepend(text: &str, array: &Node, items: &[String]) -> Option<Replacement> {
+    let Kind::Array(existing) = &array.kind else { return None };
+    let first = existing.first()?;
+    let sep = ArrayLayout::of(text, array).sep;
+    let added: String = items.iter().map(|s| format!("{}{sep}", quote(s))).collect();
+    Some(Replacement { range: first.start..first.start, text: added })
+}
+
+/// Removes the first `n` items of an array and their separators, leaving
+/// the rest as written. `None` unless at least one item stays.
+pub fn drop_first(array: &Node, n: usize) -> Option<Replacement> {
+    let Kind::Array(items) = &array.kind else { return None };
+    let (first, kept) = (items.first()?, items.get(n)?);
+    Some(Replacement { range: first.start..kept.start, text: String::new() })
+}
+
 /// Adds `"key": [items]` right after the member `after`, in the object
 /// `object`, indented like the object's first member.
 pub fn insert_after(text: &str, object: &Node, after: &Member, key: &str, items: &[String]) -> Replacement {
@@ -148,6 +168,28 @@ mod tests {
         for (before, after) in cases {
             assert_eq!(reformat(before, "a", &["p", "q", "r"]), after, "{before}");
         }
+    }
+
+    #[test]
+    fn prepend_and_drop_first_keep_the_items_as_written() {
+        let cases = [
+            (r#"{"a": ["x",  "y"]}"#, r#"{"a": ["p",  "q",  "x",  "y"]}"#),
+            ("{\"a\": [\n  \"\\u0078\"\n]}", "{\"a\": [\n  \"p\",\n  \"q\",\n  \"\\u0078\"\n]}"),
+            (r#"{"a": [ "x" ]}"#, r#"{"a": [ "p", "q", "x" ]}"#),
+        ];
+        for (before, after) in cases {
+            let root = json::parse(before).expect("parses");
+            let edit = prepend(before, root.get("a").expect("a"), &strings(&["p", "q"])).expect("non-empty");
+            let prepended = apply(before, vec![edit]).expect("applies");
+            assert_eq!(prepended, after, "{before}");
+            let root = json::parse(&prepended).expect("parses");
+            let edit = drop_first(root.get("a").expect("a"), 2).expect("an item stays");
+            assert_eq!(apply(&prepended, vec![edit]).expect("applies"), before);
+        }
+        let empty = json::parse(r#"{"a": []}"#).expect("parses");
+        assert_eq!(prepend(r#"{"a": []}"#, empty.get("a").expect("a"), &strings(&["p"])), None);
+        let one = json::parse(r#"{"a": ["x"]}"#).expect("parses");
+        assert_eq!(drop_first(one.get("a").expect("a"), 1), None);
     }
 
     #[test]
