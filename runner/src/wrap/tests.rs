@@ -291,3 +291,25 @@ fn fuzz_wrap_plan_uneven_separators() {
     assert_eq!(parse(&wrapped.text), wrap_oracle(&parse(text)));
     assert_eq!(undo(&wrapped.text, Some(text)).text, text);
 }
+
+/// Found by `ci/fuzz` (wrap_plan, crash-2944dce7186e, minimised):
+/// `{"mcpServers":{"mqlite":{"command":""},"mqlite":{}}}`. A server name
+/// written twice is the last one to every client (as `JSON.parse` reads
+/// it), but wrap edited the first too and then refused its own result as
+/// an internal error.
+#[test]
+fn fuzz_wrap_plan_repeated_server_name() {
+    let text = r#"{"mcpServers":{"mqlite":{"command":""},"mqlite":{}}}"#;
+    let p = wrap(text);
+    assert!(!p.changed, "{}", p.text);
+    let text =
+        r#"{"mcpServers": {"a": {"command": "x"}, "a": {"command": "y"}}, "mcpServers": {"b": {"command": "z"}}}"#;
+    let p = wrap(text);
+    assert_eq!(outcomes(&p), [("mcpServers.b".to_owned(), Outcome::Wrapped)]);
+    assert_eq!(undo(&p.text, Some(text)).text, text);
+    let text = r#"{"mcpServers": {"a": {"command": "x"}, "a": {"command": "y"}}}"#;
+    let p = wrap(text);
+    assert_eq!(parse(&p.text), wrap_oracle(&parse(text)));
+    assert!(p.text.starts_with(r#"{"mcpServers": {"a": {"command": "x"}, "a": {"command": "/opt"#), "{}", p.text);
+    assert_eq!(undo(&p.text, Some(text)).text, text);
+}
