@@ -313,3 +313,20 @@ fn fuzz_wrap_plan_repeated_server_name() {
     assert!(p.text.starts_with(r#"{"mcpServers": {"a": {"command": "x"}, "a": {"command": "/opt"#), "{}", p.text);
     assert_eq!(undo(&p.text, Some(text)).text, text);
 }
+
+/// Found by `ci/fuzz` (wrap_plan, crash-b267910986ab, minimised):
+/// `{"mcpServers":{"--":{"command":""}}}`. A server named `--` was
+/// wrapped as `run --name -- -- COMMAND`: undo took the name's `--` for
+/// the end of the runner's options and gave the server the command `--`,
+/// and the runner itself refuses `--name --` as a missing value.
+#[test]
+fn fuzz_wrap_plan_server_named_dashdash() {
+    let text = r#"{"mcpServers":{"--":{"command":"x","args":["-y"]}}}"#;
+    let wrapped = wrap(text);
+    assert_eq!(
+        parse(&wrapped.text)["mcpServers"]["--"]["args"],
+        serde_json::json!(["run", "--name=--", "--", "x", "-y"])
+    );
+    assert_eq!(undo(&wrapped.text, Some(text)).text, text);
+    assert!(!wrap(&wrapped.text).changed);
+}
