@@ -83,9 +83,18 @@ fn inner_command<'a, 'e>(args: &'a [&'e str]) -> Option<&'a [&'e str]> {
     if inner.is_empty() { None } else { Some(inner) }
 }
 
-/// The runner's arguments for a server named `name`.
+/// The runner's arguments for a server named `name`. A name that starts
+/// with `-` goes in one argument, `--name=NAME`: as two, the name `--`
+/// would end the runner's options early, for the runner and for undo.
 pub fn wrapped_args(name: &str, command: &str, args: &[&str]) -> Vec<String> {
-    ["run", "--name", name, "--", command].iter().chain(args).map(|s| (*s).to_owned()).collect()
+    let mut all = vec!["run".to_owned()];
+    if name.starts_with('-') {
+        all.push(format!("--name={name}"));
+    } else {
+        all.extend(["--name".to_owned(), name.to_owned()]);
+    }
+    all.extend(["--", command].into_iter().chain(args.iter().copied()).map(str::to_owned));
+    all
 }
 
 #[cfg(test)]
@@ -148,5 +157,7 @@ mod tests {
             wrapped_args("gh", "npx", &["-y", "--name", "x"]),
             ["run", "--name", "gh", "--", "npx", "-y", "--name", "x"]
         );
+        assert_eq!(wrapped_args("--", "npx", &[]), ["run", "--name=--", "--", "npx"]);
+        assert_eq!(wrapped_args("-x", "npx", &[]), ["run", "--name=-x", "--", "npx"]);
     }
 }

@@ -57,7 +57,11 @@ fn wrap_oracle(original: &Value) -> Value {
         if remote || command.ends_with("mcp-runner") {
             return;
         }
-        let mut args: Vec<Value> = ["run", "--name", name, "--", &command].map(Value::from).into();
+        let mut args: Vec<Value> = if name.starts_with('-') {
+            vec!["run".into(), format!("--name={name}").into(), "--".into(), command.clone().into()]
+        } else {
+            ["run", "--name", name, "--", &command].map(Value::from).into()
+        };
         args.extend(e.get("args").and_then(Value::as_array).cloned().unwrap_or_default());
         e.insert("command".to_owned(), RUNNER.into());
         e.insert("args".to_owned(), args.into());
