@@ -334,3 +334,18 @@ fn fuzz_wrap_plan_server_named_dashdash() {
     assert_eq!(undo(&wrapped.text, Some(text)).text, text);
     assert!(!wrap(&wrapped.text).changed);
 }
+
+/// Found by `ci/fuzz` (wrap_plan, crash-830348f55eb3, minimised):
+/// `{"mcpServers":{"":{"command":"\u0078"}}}`. Wrap moved the command
+/// into `args` re-quoted, so undo wrote it back as `"x"`, not as the
+/// original `"\u0078"`.
+#[test]
+fn fuzz_wrap_plan_escaped_command() {
+    for text in
+        [r#"{"mcpServers":{"":{"command":"\u0078"}}}"#, r#"{"mcpServers":{"a":{"command":"np\u0078","args":["-y"]}}}"#]
+    {
+        let wrapped = wrap(text);
+        assert_eq!(parse(&wrapped.text), wrap_oracle(&parse(text)), "{text}");
+        assert_eq!(undo(&wrapped.text, Some(text)).text, text);
+    }
+}
