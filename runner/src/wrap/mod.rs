@@ -30,7 +30,7 @@ pub use error::ConfigError;
 pub use report::{EntryReport, Outcome};
 
 use entry::Class;
-use json::Node;
+use json::{Member, Node};
 use servers::Entry;
 
 pub enum Mode<'a> {
@@ -77,11 +77,15 @@ pub fn plan(text: &str, mode: &Mode<'_>) -> Result<Plan, ConfigError> {
             (Class::Stdio { .. }, Mode::Undo { .. }) => Outcome::NotWrapped,
             (Class::Stdio { command, args }, Mode::Wrap { runner }) => {
                 let all = entry::wrapped_args(e.name, command, &args);
-                // The server's own args stay as written, so that undo can
-                // give back the very bytes.
+                // The server's command moves into `args` as written, and its
+                // own args stay as they are, so that undo can give back the
+                // very bytes.
                 let added = all.len() - args.len();
-                let edit = if args.is_empty() { ArgsEdit::Set(all) } else { ArgsEdit::Prepend { all, added } };
-                rewrite(body, e, runner, edit, &mut edits, &mut expected)?;
+                let mut json: Vec<String> = all[..added - 1].iter().map(|s| splice::quote(s)).collect();
+                json.push(written(body, e.node.get("command"), e)?.to_owned());
+                let edit =
+                    if args.is_empty() { ArgsEdit::Set { items: all, json } } else { ArgsEdit::Prepend { all, json } };
+                rewrite(body, e, (runner, &splice::quote(runner)), edit, &mut edits, &mut expected)?;
                 Outcome::Wrapped
             }
             (Class::Wrapped { inner }, Mode::Undo { .. }) => {
@@ -89,7 +93,11 @@ pub fn plan(text: &str, mode: &Mode<'_>) -> Result<Plan, ConfigError> {
                     return Err(internal(format!("{}: wrapped without a command", e.path)));
                 };
                 let rest: Vec<String> = rest.iter().map(|s| (*s).to_owned()).collect();
-                let dropped = e.args.as_ref().map_or(0, |(_, items)| items.len()) - rest.len();
+                let items = e.args.as_ref().and_then(|(array, _)| array.items()).unwrap_or_default();
+                // Everything up to the server's command goes, and the
+                // command comes back as it was written in `args`.
+                let dropped = items.len().saturating_sub(rest.len());
+                let command_json = written(body, dropped.checked_sub(1).and_then(|i| items.get(i)), e)?;
                 // `args: []` and no `args` mean the same; give back what the
                 // original had, when the backup says.
                 let args = if !rest.is_empty() {
@@ -97,9 +105,9 @@ pub fn plan(text: &str, mode: &Mode<'_>) -> Result<Plan, ConfigError> {
                 } else if had_no_args(backup.as_ref(), &e.keys) {
                     ArgsEdit::Remove
                 } else {
-                    ArgsEdit::Set(rest)
+                    ArgsEdit::Set { items: rest, json: Vec::new() }
                 };
-                rewrite(body, e, command, args, &mut edits, &mut expected)?;
+                rewrite(body, e, (command, command_json), args, &mut edits, &mut expected)?;
                 Outcome::Unwrapped
             }
         };
@@ -110,15 +118,26 @@ pub fn plan(text: &str, mode: &Mode<'_>) -> Result<Plan, ConfigError> {
     Ok(Plan { changed: new_body != body, text: format!("{bom}{new_body}"), entries: reports })
 }
 
-/// What becomes of `args`.
+/// The JSON text of a string value of `entry`, as the config has it.
+fn written<'t>(text: &'t str, value: Option<&Node>, entry: &Entry<'_>) -> Result<&'t str, ConfigError> {
+    value
+        .and_then(|v| text.get(v.start..v.end))
+        .ok_or_else(|| internal(format!("{}: the command is not where it was read", entry.path)))
+}
+
+/// What becomes of `args`: `items` are the strings it must hold, `json`
+/// the JSON text written for them.
 enum ArgsEdit {
     /// Exactly these, in the array's layout.
-    Set(Vec<String>),
-    /// `all`, of which the first `added` go before the items there, which
-    /// keep their text.
+    Set {
+        items: Vec<String>,
+        json: Vec<String>,
+    },
+    /// `all`, of which the first ones, `json`, go before the items there,
+    /// which keep their text.
     Prepend {
         all: Vec<String>,
-        added: usize,
+        json: Vec<String>,
     },
     /// `rest`, the items left after the first `dropped`, as written.
     DropFirst {
@@ -133,7 +152,7 @@ enum ArgsEdit {
 fn rewrite(
     text: &str,
     entry: &Entry<'_>,
-    command: &str,
+    (command, command_json): (&str, &str),
     args: ArgsEdit,
     edits: &mut Vec<splice::Replacement>,
     expected: &mut Value,
@@ -142,7 +161,7 @@ fn rewrite(
     let Some(command_member) = entry.node.member("command") else {
         return Err(internal(format!("{}: no command to replace", entry.path)));
     };
-    edits.push(splice::set_string(&command_member.value, command));
+    edits.push(splice::replace(&command_member.value, command_json));
     let arg_members: Vec<usize> = members.iter().enumerate().filter(|(_, m)| m.key == "args").map(|(i, _)| i).collect();
     // Removing the last of repeated `args` would bring an earlier one back
     // into force: empty it instead.
@@ -156,10 +175,13 @@ fn rewrite(
     };
     let (items, edit) = match args {
         ArgsEdit::Remove if removal.is_some() => (None, removal),
-        ArgsEdit::Remove => (Some(Vec::new()), None),
-        ArgsEdit::Set(items) => (Some(items), None),
-        ArgsEdit::Prepend { all, added } => {
-            let edit = kept(array.and_then(|a| splice::prepend(text, a, &all[..added])))?;
+        ArgsEdit::Remove => (Some(Vec::new()), Some(set_args(text, entry, command_member, &[]))),
+        ArgsEdit::Set { items, json } => {
+            let edit = set_args(text, entry, command_member, &json);
+            (Some(items), Some(edit))
+        }
+        ArgsEdit::Prepend { all, json } => {
+            let edit = kept(array.and_then(|a| splice::prepend(text, a, &json)))?;
             (Some(all), Some(edit))
         }
         ArgsEdit::DropFirst { rest, dropped } => {
@@ -167,12 +189,7 @@ fn rewrite(
             (Some(rest), Some(edit))
         }
     };
-    match (&items, array, edit) {
-        (_, _, Some(edit)) => edits.push(edit),
-        (Some(items), Some(node), None) => edits.push(splice::set_array(text, node, items)),
-        (Some(items), None, None) => edits.push(splice::insert_after(text, entry.node, command_member, "args", items)),
-        (None, _, None) => {}
-    }
+    edits.extend(edit);
 
     let mut target = &mut *expected;
     for key in &entry.keys {
@@ -187,6 +204,15 @@ fn rewrite(
         None => object.remove("args"),
     };
     Ok(())
+}
+
+/// Gives `entry` the args `json` (JSON text each): in its `args` array's
+/// layout, or as a new member after `command`.
+fn set_args(text: &str, entry: &Entry<'_>, command: &Member, json: &[String]) -> splice::Replacement {
+    match &entry.args {
+        Some((array, _)) => splice::set_array(text, array, json),
+        None => splice::insert_after(text, entry.node, command, "args", json),
+    }
 }
 
 /// Whether the entry at `keys` exists in the backup without `args`.

@@ -17,17 +17,17 @@ pub struct Replacement {
 #[error("overlapping edits at bytes {0:?} and {1:?}")]
 pub struct Overlap(Range<usize>, Range<usize>);
 
-/// Replaces a string value.
-pub fn set_string(node: &Node, value: &str) -> Replacement {
-    Replacement { range: node.start..node.end, text: quote(value) }
+/// Replaces a value with `json`, JSON text.
+pub fn replace(node: &Node, json: &str) -> Replacement {
+    Replacement { range: node.start..node.end, text: json.to_owned() }
 }
 
-/// Replaces an array of strings, keeping its layout.
+/// Replaces an array with `items` (JSON text each), keeping its layout.
 pub fn set_array(text: &str, node: &Node, items: &[String]) -> Replacement {
     Replacement { range: node.start..node.end, text: ArrayLayout::of(text, node).render(items) }
 }
 
-/// Puts `items` (strings) before the first item of a non-empty array,
+/// Puts `items` (JSON text each) before the first item of a non-empty array,
 /// separated the way its first items are. The items already there keep
 /// their text, escapes and spacing: `drop_first` can then take exactly
 /// these away again. `None` for an empty array or a value that is none.
@@ -35,7 +35,7 @@ pub fn prepend(text: &str, array: &Node, items: &[String]) -> Option<Replacement
     let Kind::Array(existing) = &array.kind else { return None };
     let first = existing.first()?;
     let sep = ArrayLayout::of(text, array).sep;
-    let added: String = items.iter().map(|s| format!("{}{sep}", quote(s))).collect();
+    let added: String = items.iter().map(|s| format!("{s}{sep}")).collect();
     Some(Replacement { range: first.start..first.start, text: added })
 }
 
@@ -47,8 +47,8 @@ pub fn drop_first(array: &Node, n: usize) -> Option<Replacement> {
     Some(Replacement { range: first.start..kept.start, text: String::new() })
 }
 
-/// Adds `"key": [items]` right after the member `after`, in the object
-/// `object`, indented like the object's first member.
+/// Adds `"key": [items]` (JSON text each) right after the member `after`,
+/// in the object `object`, indented like the object's first member.
 pub fn insert_after(text: &str, object: &Node, after: &Member, key: &str, items: &[String]) -> Replacement {
     let first_key = object.members().and_then(|m| m.first()).map_or(after.key_start, |m| m.key_start);
     let lead = text.get(object.start + 1..first_key).unwrap_or(" ");
@@ -90,7 +90,8 @@ pub fn apply(text: &str, mut edits: Vec<Replacement>) -> Result<String, Overlap>
     Ok(out)
 }
 
-fn quote(s: &str) -> String {
+/// A string as JSON text.
+pub fn quote(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
@@ -131,8 +132,7 @@ impl ArrayLayout {
         if items.is_empty() {
             return "[]".to_owned();
         }
-        let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
-        format!("[{}{}{}]", self.open, quoted.join(&self.sep), self.close)
+        format!("[{}{}{}]", self.open, items.join(&self.sep), self.close)
     }
 }
 
@@ -141,8 +141,9 @@ mod tests {
     use super::super::json;
     use super::*;
 
+    /// The items as JSON text.
     fn strings(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| (*s).to_owned()).collect()
+        items.iter().map(|s| quote(s)).collect()
     }
 
     /// Replaces the value of `key` in a one-object document.
@@ -202,7 +203,7 @@ mod tests {
         let text = r#"{"c": "x"}"#;
         let root = json::parse(text).expect("parses");
         let node = root.get("c").expect("c");
-        let out = apply(text, vec![set_string(node, "C:\\bin\\\"é\"")]).expect("applies");
+        let out = apply(text, vec![replace(node, &quote("C:\\bin\\\"é\""))]).expect("applies");
         assert_eq!(out, r#"{"c": "C:\\bin\\\"é\""}"#);
     }
 
