@@ -349,3 +349,19 @@ fn fuzz_wrap_plan_escaped_command() {
         assert_eq!(undo(&wrapped.text, Some(text)).text, text);
     }
 }
+
+/// Found by `ci/fuzz` (wrap_plan, crash-2a2bcc382775, minimised):
+/// `{"mcpServers":{"":{"command":"","args":[ ]}}}`. An empty `args` has
+/// no items to keep as written, and undo gave it back as `[]`.
+#[test]
+fn fuzz_wrap_plan_spaced_empty_args() {
+    for text in [
+        r#"{"mcpServers":{"":{"command":"","args":[ ]}}}"#,
+        "{\"mcpServers\": {\"a\": {\"command\": \"x\", \"args\": [\n]}}}",
+    ] {
+        let wrapped = wrap(text);
+        assert_eq!(undo(&wrapped.text, Some(text)).text, text);
+        // Without the backup, nothing says how it was spaced.
+        assert_eq!(parse(&undo(&wrapped.text, None).text), parse(text));
+    }
+}
