@@ -98,14 +98,16 @@ pub fn plan(text: &str, mode: &Mode<'_>) -> Result<Plan, ConfigError> {
                 // command comes back as it was written in `args`.
                 let dropped = items.len().saturating_sub(rest.len());
                 let command_json = written(body, dropped.checked_sub(1).and_then(|i| items.get(i)), e)?;
-                // `args: []` and no `args` mean the same; give back what the
-                // original had, when the backup says.
+                // No `args`, `args: []` and `args: [ ]` mean the same; give
+                // back what the original had, when the backup says.
                 let args = if !rest.is_empty() {
                     ArgsEdit::DropFirst { rest, dropped }
-                } else if had_no_args(backup.as_ref(), &e.keys) {
-                    ArgsEdit::Remove
                 } else {
-                    ArgsEdit::Set { items: rest, json: Vec::new() }
+                    match backup_args(backup.as_ref(), &e.keys) {
+                        BackupArgs::Missing => ArgsEdit::Remove,
+                        BackupArgs::Empty(json) => ArgsEdit::Written(json),
+                        BackupArgs::Other => ArgsEdit::Set { items: rest, json: Vec::new() },
+                    }
                 };
                 rewrite(body, e, (command, command_json), args, &mut edits, &mut expected)?;
                 Outcome::Unwrapped
@@ -127,7 +129,7 @@ fn written<'t>(text: &'t str, value: Option<&Node>, entry: &Entry<'_>) -> Result
 
 /// What becomes of `args`: `items` are the strings it must hold, `json`
 /// the JSON text written for them.
-enum ArgsEdit {
+enum ArgsEdit<'a> {
     /// Exactly these, in the array's layout.
     Set {
         items: Vec<String>,
@@ -144,6 +146,8 @@ enum ArgsEdit {
         rest: Vec<String>,
         dropped: usize,
     },
+    /// No items, as this JSON text (of an empty array).
+    Written(&'a str),
     Remove,
 }
 
@@ -153,7 +157,7 @@ fn rewrite(
     text: &str,
     entry: &Entry<'_>,
     (command, command_json): (&str, &str),
-    args: ArgsEdit,
+    args: ArgsEdit<'_>,
     edits: &mut Vec<splice::Replacement>,
     expected: &mut Value,
 ) -> Result<(), ConfigError> {
@@ -188,6 +192,10 @@ fn rewrite(
             let edit = kept(array.and_then(|a| splice::drop_first(a, dropped)))?;
             (Some(rest), Some(edit))
         }
+        ArgsEdit::Written(json) => {
+            let edit = kept(array.map(|a| splice::replace(a, json)))?;
+            (Some(Vec::new()), Some(edit))
+        }
     };
     edits.extend(edit);
 
@@ -215,21 +223,38 @@ fn set_args(text: &str, entry: &Entry<'_>, command: &Member, json: &[String]) ->
     }
 }
 
-/// Whether the entry at `keys` exists in the backup without `args`.
-fn had_no_args(backup: Option<&Node>, keys: &[&str]) -> bool {
-    let mut node = backup;
+/// What the backup says of an entry's `args`.
+enum BackupArgs<'b> {
+    /// The entry is there without `args`.
+    Missing,
+    /// An empty array, written as this JSON text.
+    Empty(&'b str),
+    /// Anything else, or nothing known.
+    Other,
+}
+
+fn backup_args<'b>(backup: Option<&(&'b str, Node)>, keys: &[&str]) -> BackupArgs<'b> {
+    let Some((text, root)) = backup else { return BackupArgs::Other };
+    let mut node = Some(root);
     for key in keys {
         node = node.and_then(|n| n.get(key));
     }
-    node.is_some_and(|n| n.members().is_some() && n.get("args").is_none())
+    let Some(entry) = node.filter(|n| n.members().is_some()) else { return BackupArgs::Other };
+    match entry.get("args") {
+        None => BackupArgs::Missing,
+        Some(args) if args.items().is_some_and(<[Node]>::is_empty) => {
+            text.get(args.start..args.end).map_or(BackupArgs::Other, BackupArgs::Empty)
+        }
+        Some(_) => BackupArgs::Other,
+    }
 }
 
 /// A backup only gives hints: one that does not parse gives none.
-fn parse_quietly(text: &str) -> Option<Node> {
+fn parse_quietly(text: &str) -> Option<(&str, Node)> {
     let (_, body) = split_bom(text);
     // serde_json first: it bounds the nesting depth `json::parse` recurses to.
     serde_json::from_str::<Value>(body).ok()?;
-    json::parse(body).ok()
+    Some((body, json::parse(body).ok()?))
 }
 
 /// The safety net under the text edits: the new text must parse to exactly
