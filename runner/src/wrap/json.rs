@@ -273,6 +273,23 @@ mod tests {
         }
     }
 
+    /// Found by running the `wrap_json` fuzz target on inputs beyond
+    /// libFuzzer's default 4 KiB: 20,000 `[` overflowed the stack. `wrap`
+    /// itself was safe (serde_json reads the text first and stops at 128
+    /// levels), but the scanner promises an error on any input.
+    #[test]
+    fn fuzz_wrap_json_deep_nesting() {
+        for open in ["[", "{\"a\":"] {
+            let text = open.repeat(100_000);
+            assert!(parse(&text).is_err());
+        }
+        // Twice serde_json's 128, so that whatever serde_json accepts, this does.
+        let deepest = format!("{}{}", "[".repeat(256), "]".repeat(256));
+        assert!(parse(&deepest).is_ok());
+        let deeper = format!("[{deepest}]");
+        assert!(parse(&deeper).is_err());
+    }
+
     #[test]
     fn line_col_counts_characters() {
         let text = "{\n  \"é\": 1\n}";
