@@ -3,9 +3,9 @@
 //! whole file (which would reformat every hand-written array and object).
 //!
 //! It only ever sees text serde_json has already accepted: serde_json reports
-//! syntax errors (with their line and column) and bounds the nesting depth,
-//! which keeps this recursive reader's stack small. It still returns an error
-//! rather than panic on anything unexpected.
+//! syntax errors (with their line and column). It still returns an error
+//! rather than panic on anything unexpected, and bounds its own nesting depth
+//! (above serde_json's), which keeps this recursive reader's stack small.
 
 /// One value and the byte range it occupies.
 #[derive(Debug)]
@@ -83,8 +83,12 @@ impl Node {
     }
 }
 
+/// Arrays and objects nested deeper are refused: twice serde_json's limit,
+/// so that this reads whatever serde_json accepts.
+const MAX_DEPTH: usize = 256;
+
 pub fn parse(text: &str) -> Result<Node, Unexpected> {
-    let mut p = Parser { text, pos: 0 };
+    let mut p = Parser { text, pos: 0, depth: 0 };
     p.skip_ws();
     let node = p.value()?;
     p.skip_ws();
@@ -107,6 +111,8 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 struct Parser<'t> {
     text: &'t str,
     pos: usize,
+    /// Arrays and objects open around `pos`.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -131,8 +137,9 @@ impl Parser<'_> {
     fn value(&mut self) -> Result<Node, Unexpected> {
         let start = self.pos;
         let kind = match self.peek() {
-            Some(b'{') => Kind::Object(self.object()?),
-            Some(b'[') => Kind::Array(self.array()?),
+            Some(b'{' | b'[') if self.depth == MAX_DEPTH => return Err(Unexpected(start)),
+            Some(b'{') => Kind::Object(self.nested(Self::object)?),
+            Some(b'[') => Kind::Array(self.nested(Self::array)?),
             Some(b'"') => Kind::String(self.string()?),
             Some(b't' | b'f') => self.word(Kind::Bool)?,
             Some(b'n') => self.word(Kind::Null)?,
@@ -140,6 +147,13 @@ impl Parser<'_> {
             _ => return Err(Unexpected(start)),
         };
         Ok(Node { start, end: self.pos, kind })
+    }
+
+    fn nested<T>(&mut self, read: fn(&mut Self) -> Result<T, Unexpected>) -> Result<T, Unexpected> {
+        self.depth += 1;
+        let read = read(self);
+        self.depth -= 1;
+        read
     }
 
     /// A literal or a number: serde_json has checked its spelling already.
@@ -283,8 +297,7 @@ mod tests {
             let text = open.repeat(100_000);
             assert!(parse(&text).is_err());
         }
-        // Twice serde_json's 128, so that whatever serde_json accepts, this does.
-        let deepest = format!("{}{}", "[".repeat(256), "]".repeat(256));
+        let deepest = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse(&deepest).is_ok());
         let deeper = format!("[{deepest}]");
         assert!(parse(&deeper).is_err());
