@@ -67,8 +67,6 @@ mod resolve;
 mod schema;
 mod shares;
 mod size;
-#[cfg(test)]
-mod test_rng;
 
 use std::path::Path;
 
