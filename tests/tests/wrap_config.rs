@@ -91,11 +91,11 @@ fn runner_path() -> String {
 }
 
 /// `servers[name]` as the wrapped config must have it: every field kept,
-/// `command` the runner, `args` `run --name NAME -- COMMAND ARGS...`.
+/// `command` the runner, `args` `run --name=NAME -- COMMAND ARGS...`.
 fn wrapped(servers: &Value, name: &str, runner: &str) -> Value {
     let mut entry = servers[name].clone();
     let command = entry["command"].as_str().expect("command").to_owned();
-    let mut args = vec![json!("run"), json!("--name"), json!(name), json!("--"), json!(command)];
+    let mut args = vec![json!("run"), json!(format!("--name={name}")), json!("--"), json!(command)];
     args.extend(entry.get("args").and_then(Value::as_array).cloned().unwrap_or_default());
     entry["command"] = json!(runner);
     entry["args"] = Value::Array(args);
@@ -136,7 +136,7 @@ fn cursor_mcp_json_is_wrapped_in_its_own_layout() {
     assert_eq!(cfg.json(), want);
     let text = String::from_utf8(cfg.bytes()).expect("UTF-8");
     // Tabs stay tabs, one-item-per-line arrays stay so, no final newline is added.
-    assert!(text.contains("\n\t\t\t\"args\": [\n\t\t\t\t\"run\",\n\t\t\t\t\"--name\",\n"), "{text}");
+    assert!(text.contains("\n\t\t\t\"args\": [\n\t\t\t\t\"run\",\n\t\t\t\t\"--name=context7\",\n"), "{text}");
     assert!(text.ends_with("}\n}"), "{text}");
 }
 
@@ -244,11 +244,7 @@ fn dry_run_prints_a_diff_and_writes_nothing() {
     assert!(out.stdout.starts_with(&format!("--- {shown}\n+++ {shown}\n@@ -")), "{}", out.stdout);
     assert!(out.stdout.contains("\n-      \"command\": \"npx\",\n"), "{}", out.stdout);
     assert!(out.stdout.contains(&format!("\n+      \"command\": \"{}\",\n", runner_path())), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("\n+      \"args\": [\"run\", \"--name\", \"github\", \"--\", \"npx\", "),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains("\n+      \"args\": [\"run\", \"--name=github\", \"--\", \"npx\", "), "{}", out.stdout);
     // The report goes to stderr, so that stdout is a clean patch.
     assert!(out.stderr.contains("wrapped          mcpServers.github"), "{}", out.stderr);
     cfg.assert_untouched();
@@ -311,4 +307,45 @@ fn a_symlinked_config_stays_a_symlink() {
     wrap_ok(&link, &[]);
     assert!(fs::symlink_metadata(&link).expect("lstat").file_type().is_symlink());
     assert_eq!(cfg.json()["mcpServers"]["db"]["command"], json!(runner_path()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9: a security review's finding 5.
+
+/// A config of `text` in a fresh directory.
+fn config_of(file: &str, text: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new("wrap");
+    let path = dir.path().join(file);
+    fs::write(&path, text).expect("write config");
+    (dir, path)
+}
+
+#[test]
+fn issue_9_a_server_key_that_looks_like_a_flag_stays_one_argument() {
+    // See: issue 9, finding 5
+    // `--name KEY` as two arguments let a key such as `--policy=/x` be read
+    // as a flag of `run`; `--name=KEY` cannot be. Wrap then undo gives back
+    // the original bytes.
+    let text = "{\n  \"mcpServers\": {\n    \"--policy=/x\": { \"command\": \"node\", \"args\": [\"s.js\"] },\n    \
+                \"--\": { \"command\": \"uvx\", \"args\": [\"srv\"] }\n  }\n}\n";
+    let (_dir, path) = config_of(".mcp.json", text);
+    wrap_ok(&path, &[]);
+    let got: Value = serde_json::from_slice(&fs::read(&path).expect("read")).expect("JSON");
+    assert_eq!(got["mcpServers"]["--policy=/x"]["args"], json!(["run", "--name=--policy=/x", "--", "node", "s.js"]));
+    assert_eq!(got["mcpServers"]["--"]["args"], json!(["run", "--name=--", "--", "uvx", "srv"]));
+    wrap_ok(&path, &["--undo"]);
+    assert_eq!(String::from_utf8(fs::read(&path).expect("read")).expect("UTF-8"), text);
+    // What an earlier wrap wrote, `--name KEY` in two arguments, is undone too.
+    let old = text
+        .replace(
+            r#""command": "node", "args": ["s.js"]"#,
+            r#""command": "mcp-runner", "args": ["run", "--name", "--policy=/x", "--", "node", "s.js"]"#,
+        )
+        .replace(
+            r#""command": "uvx", "args": ["srv"]"#,
+            r#""command": "mcp-runner", "args": ["run", "--name", "--", "--", "uvx", "srv"]"#,
+        );
+    fs::write(&path, &old).expect("write the old form");
+    wrap_ok(&path, &["--undo"]);
+    assert_eq!(String::from_utf8(fs::read(&path).expect("read")).expect("UTF-8"), text);
 }

@@ -1,6 +1,6 @@
 //! `mcp-runner wrap`: rewrites the `mcpServers` of a client config (Claude
 //! Desktop, Claude Code's `.mcp.json` and `~/.claude.json`, Cursor) so that
-//! every stdio server runs as `RUNNER run --name NAME -- COMMAND ARGS...`,
+//! every stdio server runs as `RUNNER run --name=NAME -- COMMAND ARGS...`,
 //! and `--undo` turns them back.
 //!
 //! The config is edited, not re-serialized: only the `command` and `args`
@@ -25,6 +25,8 @@ mod splice;
 use serde_json::Value;
 
 pub use diff::unified as unified_diff;
+#[cfg(test)]
+pub(crate) use entry::RUN_OPTIONS_WITH_VALUE;
 pub use entry::Skip;
 pub use error::ConfigError;
 pub use report::{EntryReport, Outcome};
