@@ -320,6 +320,35 @@ fn config_of(file: &str, text: &str) -> (TempDir, PathBuf) {
     (dir, path)
 }
 
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        fs::read_dir(dir).expect("read dir").map(|e| e.expect("entry").file_name().to_string_lossy().into()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn issue_9_a_dangling_symlink_at_the_backup_name_is_refused_and_not_followed() {
+    // See: issue 9, finding 5
+    // Only a regular file at the backup name is an earlier backup. A symlink
+    // there (dangling or not) is an error that names it, and it is never
+    // followed: a planted link must not make a root wrap create or read a
+    // file elsewhere.
+    let cfg = Config::new("claude_desktop_config.json");
+    let planted = cfg.dir.path().join("planted");
+    std::os::unix::fs::symlink(&planted, cfg.backup()).expect("symlink");
+    for flags in [&[][..], &["--undo"]] {
+        let out = wrap(&cfg.path, flags);
+        assert_eq!(out.code, 2, "{flags:?}: {}", out.stderr);
+        let backup = cfg.backup().display().to_string();
+        assert!(out.stderr.contains(&format!("{backup} is a symlink, not a backup")), "{flags:?}: {}", out.stderr);
+        assert!(cfg.bytes() == cfg.original, "{flags:?}: the config changed");
+        assert!(fs::symlink_metadata(&planted).is_err(), "{flags:?}: the symlink was followed");
+        assert!(fs::symlink_metadata(cfg.backup()).expect("lstat").file_type().is_symlink());
+    }
+    assert_eq!(names_in(cfg.dir.path()), ["claude_desktop_config.json", "claude_desktop_config.json.mcp-runner.bak"]);
+}
+
 #[test]
 fn issue_9_a_server_key_that_looks_like_a_flag_stays_one_argument() {
     // See: issue 9, finding 5

@@ -12,7 +12,8 @@ use anyhow::anyhow;
 use super::args::WrapArgs;
 use super::{Failure, OrExit};
 use crate::exit;
-use crate::wrap::{self, ConfigError, Mode, Plan, file};
+use crate::wrap::file::{self, FileError};
+use crate::wrap::{self, ConfigError, Mode, Plan};
 
 /// Lines of context around each change in the `--dry-run` diff.
 const DIFF_CONTEXT: usize = 3;
@@ -23,9 +24,13 @@ pub fn wrap(a: WrapArgs) -> Result<ExitCode, Failure> {
     let backup = file::backup_path(config);
     let runner = a.runner.as_deref().map(utf8).transpose().or_exit(exit::USAGE)?;
     let plan = if a.undo {
-        // The backup only tells which servers had no `args`: unreadable, it
-        // is no reason to refuse.
-        let saved = file::read_optional(&backup).ok().flatten();
+        let saved = match file::read_backup(&backup) {
+            Ok(saved) => saved,
+            Err(e @ FileError::NotABackup { .. }) => return Err(file_failure(e)),
+            // The backup only tells which servers had no `args`: unreadable,
+            // it is no reason to refuse.
+            Err(_) => None,
+        };
         wrap::plan(&text, &Mode::Undo { runner, backup: saved.as_deref() })
     } else {
         let default;
@@ -78,7 +83,7 @@ fn finish(a: &WrapArgs, config: &Path, backup: &Path, text: &str, plan: &Plan) -
         return Ok(format!("wrote {config_shown}\n{kept}\n"));
     }
     // The backup first: if it cannot be saved, the config stays untouched.
-    let created = file::ensure_backup(config, text).or_exit(exit::RUNNER_FAILED)?;
+    let created = file::ensure_backup(config, text).map_err(file_failure)?;
     file::write_atomic(config, &plan.text).or_exit(exit::RUNNER_FAILED)?;
     let note = if created { "" } else { " (kept from an earlier run)" };
     Ok(format!(
@@ -98,6 +103,16 @@ fn this_binary() -> Result<String, Failure> {
 /// A path written into a JSON config must be text.
 fn utf8(path: &Path) -> Result<&str, anyhow::Error> {
     path.to_str().ok_or_else(|| anyhow!("{} is not valid UTF-8, so it cannot go into a JSON config", path.display()))
+}
+
+/// A file error with its exit code: what the user has to fix is a usage
+/// error, anything else a failure of the runner.
+fn file_failure(e: FileError) -> Failure {
+    let code = match e {
+        FileError::NotFound { .. } | FileError::NotABackup { .. } => exit::USAGE,
+        FileError::Io { .. } => exit::RUNNER_FAILED,
+    };
+    Failure { code, error: e.into() }
 }
 
 /// A config error as `FILE:LINE:COLUMN: message`, with its exit code.

@@ -1,10 +1,12 @@
 //! The only I/O of `wrap`: reading the config, saving the backup beside it,
 //! and replacing the config atomically.
 
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File, FileType, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
 
 /// Appended to the config's path to name its backup.
 pub const BACKUP_SUFFIX: &str = ".mcp-runner.bak";
@@ -13,6 +15,14 @@ pub const BACKUP_SUFFIX: &str = ".mcp-runner.bak";
 pub enum FileError {
     #[error("{}: no such file", .path.display())]
     NotFound { path: PathBuf },
+    /// Only a regular file at the backup name is a backup. Anything else is
+    /// left alone, never followed, and named.
+    #[error(
+        "{} is {what}, not a backup: only a regular file there is the backup of an earlier run; \
+         move it away and run wrap again",
+        .path.display()
+    )]
+    NotABackup { path: PathBuf, what: &'static str },
     #[error("failed to {op} {}", .path.display())]
     Io {
         op: &'static str,
@@ -40,26 +50,67 @@ pub fn read(path: &Path) -> Result<String, FileError> {
     })
 }
 
-/// The file's text, or `None` if there is no such file.
-pub fn read_optional(path: &Path) -> Result<Option<String>, FileError> {
-    match read(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(FileError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
+/// The backup's text, or `None` if there is none. A symlink at the backup
+/// name is not followed (`O_NOFOLLOW`), and a FIFO does not block the open
+/// (`O_NONBLOCK`): anything but a regular file is [`FileError::NotABackup`].
+pub fn read_backup(backup: &Path) -> Result<Option<String>, FileError> {
+    let flags = OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+    let mut file = match OpenOptions::new().read(true).custom_flags(flags.bits()).open(backup) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(not_a_backup(backup).unwrap_or_else(|| io_error("open", backup)(e))),
+    };
+    let kind = file.metadata().map_err(io_error("stat", backup))?.file_type();
+    if !kind.is_file() {
+        return Err(FileError::NotABackup { path: backup.to_path_buf(), what: describe(kind) });
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(io_error("read", backup))?;
+    Ok(Some(text))
+}
+
+/// [`FileError::NotABackup`] if something other than a regular file is at
+/// `backup` (looked at with `lstat`: a symlink is a symlink, dangling or not).
+fn not_a_backup(backup: &Path) -> Option<FileError> {
+    let kind = fs::symlink_metadata(backup).ok()?.file_type();
+    (!kind.is_file()).then(|| FileError::NotABackup { path: backup.to_path_buf(), what: describe(kind) })
+}
+
+fn describe(kind: FileType) -> &'static str {
+    if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
     }
 }
 
 /// Saves `original`, the config's text as read, to the backup path unless
 /// a backup is there already: that one holds the config from before the
 /// first wrap and must not be replaced by a wrapped one. Returns whether it
-/// created the backup.
+/// created the backup. Only a regular file counts as an earlier backup;
+/// anything else there is [`FileError::NotABackup`].
 pub fn ensure_backup(config: &Path, original: &str) -> Result<bool, FileError> {
     let backup = backup_path(config);
     let mode = mode_of(config)?;
-    // `create_new`: an existing backup is never truncated, even by a race.
+    // `create_new` (O_CREAT | O_EXCL): an existing file is never truncated,
+    // even by a race, and a symlink there, even a dangling one, is never
+    // followed: the open fails as if a file were there.
     let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&backup) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return match not_a_backup(&backup) {
+                Some(e) => Err(e),
+                None => Ok(false),
+            };
+        }
         Err(e) => return Err(io_error("create", &backup)(e)),
     };
     let written = write_all_synced(&mut file, original, mode);
@@ -115,5 +166,66 @@ mod tests {
     #[test]
     fn backup_is_the_config_path_plus_suffix() {
         assert_eq!(backup_path(Path::new("/a/.mcp.json")), PathBuf::from("/a/.mcp.json.mcp-runner.bak"));
+    }
+
+    /// A directory for one test, removed afterwards.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("mcp-runner-wrap-file-{tag}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir(&dir).expect("scratch dir");
+            Scratch(dir)
+        }
+
+        /// `config.json` holding `{}`.
+        fn config(&self) -> PathBuf {
+            let config = self.0.join("config.json");
+            fs::write(&config, "{}").expect("config");
+            config
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn issue_9_only_a_regular_file_at_the_backup_name_is_an_earlier_backup() {
+        // See: issue 9, finding 5
+        let dir = Scratch::new("backup-name");
+        let config = dir.config();
+        let backup = backup_path(&config);
+        let planted = dir.0.join("planted");
+        let cases: [(&str, &dyn Fn()); 4] = [
+            ("a symlink", &|| std::os::unix::fs::symlink(&planted, &backup).expect("dangling symlink")),
+            ("a symlink", &|| {
+                fs::write(&planted, "not mine").expect("target");
+                std::os::unix::fs::symlink(&planted, &backup).expect("symlink to a file")
+            }),
+            ("a directory", &|| fs::create_dir(&backup).expect("dir")),
+            ("a FIFO", &|| nix::unistd::mkfifo(&backup, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo")),
+        ];
+        for (what, plant) in cases {
+            plant();
+            let e = ensure_backup(&config, "{}").expect_err(what);
+            assert!(matches!(&e, FileError::NotABackup { what: w, .. } if *w == what), "{e}");
+            assert!(e.to_string().starts_with(&format!("{} is {what}, not a backup", backup.display())), "{e}");
+            let e = read_backup(&backup).expect_err(what);
+            assert!(matches!(&e, FileError::NotABackup { what: w, .. } if *w == what), "{e}");
+            // Nothing was followed or created.
+            assert!(fs::read_to_string(&planted).map_or(true, |t| t == "not mine"));
+            let _ = fs::remove_file(&backup).or_else(|_| fs::remove_dir(&backup));
+            let _ = fs::remove_file(&planted);
+        }
+        fs::write(&backup, "earlier").expect("regular backup");
+        assert!(!ensure_backup(&config, "{}").expect("kept"));
+        assert_eq!(read_backup(&backup).expect("read").as_deref(), Some("earlier"));
+        fs::remove_file(&backup).expect("rm");
+        assert_eq!(read_backup(&backup).expect("none"), None);
+        assert!(ensure_backup(&config, "{}").expect("created"));
     }
 }
