@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -325,6 +326,56 @@ fn names_in(dir: &Path) -> Vec<String> {
         fs::read_dir(dir).expect("read dir").map(|e| e.expect("entry").file_name().to_string_lossy().into()).collect();
     names.sort();
     names
+}
+
+#[test]
+fn issue_9_the_owner_of_the_config_and_its_backup_is_kept() {
+    // See: issue 9, finding 5
+    // `sudo mcp-runner wrap` must not leave the user's config owned by root.
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: giving a file to another user needs root");
+        return;
+    }
+    let cfg = Config::new("claude_desktop_config.json");
+    std::os::unix::fs::chown(&cfg.path, Some(65534), Some(65534)).expect("chown");
+    let owner = |p: &Path| {
+        let m = fs::metadata(p).expect("stat");
+        (m.uid(), m.gid())
+    };
+    wrap_ok(&cfg.path, &[]);
+    assert_eq!(owner(&cfg.path), (65534, 65534), "the config's owner changed");
+    assert_eq!(owner(&cfg.backup()), (65534, 65534), "the backup is not owned like the config");
+    wrap_ok(&cfg.path, &["--undo"]);
+    assert_eq!(owner(&cfg.path), (65534, 65534), "undo changed the config's owner");
+    assert!(cfg.bytes() == cfg.original);
+}
+
+#[test]
+fn issue_9_a_config_that_cannot_keep_its_owner_is_not_written() {
+    // See: issue 9, finding 5
+    // A user who may write someone else's config (mode 0666 in a directory
+    // open to all) cannot give the new file its owner: then nothing is
+    // written, rather than a config that changed hands.
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: running wrap as another user needs root");
+        return;
+    }
+    let cfg = Config::new("claude_desktop_config.json");
+    fs::set_permissions(cfg.dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod dir");
+    fs::set_permissions(&cfg.path, fs::Permissions::from_mode(0o666)).expect("chmod config");
+    let out = Command::new(runner_bin())
+        .arg("wrap")
+        .arg(&cfg.path)
+        .uid(65534)
+        .gid(65534)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mcp-runner");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("the owner of the config (uid 0, gid 0)"), "{stderr}");
+    cfg.assert_untouched();
+    assert_eq!(fs::metadata(&cfg.path).expect("stat").uid(), 0);
 }
 
 #[test]

@@ -74,7 +74,7 @@ fn finish(a: &WrapArgs, config: &Path, backup: &Path, text: &str, plan: &Plan) -
         });
     }
     if a.undo {
-        file::write_atomic(config, &plan.text).or_exit(exit::RUNNER_FAILED)?;
+        file::write_atomic(config, &plan.text).map_err(file_failure)?;
         let kept = if backup.exists() {
             format!("the backup from before the first wrap is still at {backup_shown}")
         } else {
@@ -84,7 +84,7 @@ fn finish(a: &WrapArgs, config: &Path, backup: &Path, text: &str, plan: &Plan) -
     }
     // The backup first: if it cannot be saved, the config stays untouched.
     let created = file::ensure_backup(config, text).map_err(file_failure)?;
-    file::write_atomic(config, &plan.text).or_exit(exit::RUNNER_FAILED)?;
+    file::write_atomic(config, &plan.text).map_err(file_failure)?;
     let note = if created { "" } else { " (kept from an earlier run)" };
     Ok(format!(
         "wrote {config_shown}\nbackup: {backup_shown}{note}; undo with: mcp-runner wrap --undo {config_shown}\n"
@@ -110,7 +110,7 @@ fn utf8(path: &Path) -> Result<&str, anyhow::Error> {
 fn file_failure(e: FileError) -> Failure {
     let code = match e {
         FileError::NotFound { .. } | FileError::NotABackup { .. } => exit::USAGE,
-        FileError::Io { .. } => exit::RUNNER_FAILED,
+        FileError::Owner { .. } | FileError::Io { .. } => exit::RUNNER_FAILED,
     };
     Failure { code, error: e.into() }
 }

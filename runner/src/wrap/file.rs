@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, FileType, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -23,6 +23,16 @@ pub enum FileError {
         .path.display()
     )]
     NotABackup { path: PathBuf, what: &'static str },
+    /// `sudo mcp-runner wrap` must not leave the user's config owned by
+    /// root: a file that cannot be given the config's owner is not written.
+    #[error("failed to give {} the owner of the config (uid {uid}, gid {gid})", .path.display())]
+    Owner {
+        path: PathBuf,
+        uid: u32,
+        gid: u32,
+        #[source]
+        source: io::Error,
+    },
     #[error("failed to {op} {}", .path.display())]
     Io {
         op: &'static str,
@@ -99,7 +109,7 @@ fn describe(kind: FileType) -> &'static str {
 /// anything else there is [`FileError::NotABackup`].
 pub fn ensure_backup(config: &Path, original: &str) -> Result<bool, FileError> {
     let backup = backup_path(config);
-    let mode = mode_of(config)?;
+    let like = Likeness::of(config)?;
     // `create_new` (O_CREAT | O_EXCL): an existing file is never truncated,
     // even by a race, and a symlink there, even a dangling one, is never
     // followed: the open fails as if a file were there.
@@ -113,29 +123,28 @@ pub fn ensure_backup(config: &Path, original: &str) -> Result<bool, FileError> {
         }
         Err(e) => return Err(io_error("create", &backup)(e)),
     };
-    let written = write_all_synced(&mut file, original, mode);
-    if let Err(e) = written {
+    if let Err(e) = write_all_synced(&mut file, &backup, original, like) {
         let _ = fs::remove_file(&backup);
-        return Err(io_error("write", &backup)(e));
+        return Err(e);
     }
     Ok(true)
 }
 
 /// Replaces the config with `text` through a temporary file and a rename,
-/// so that a client never reads half a config. The file keeps its
-/// permissions (configs hold tokens in `env`); a symlinked config (a
+/// so that a client never reads half a config. The file keeps its owner
+/// and permissions (configs hold tokens in `env`); a symlinked config (a
 /// dotfiles repository) stays a symlink and its target is replaced.
 pub fn write_atomic(config: &Path, text: &str) -> Result<(), FileError> {
     let target = fs::canonicalize(config).map_err(io_error("resolve", config))?;
     let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
         return Err(io_error("replace", config)(io::Error::other("not a file path")));
     };
-    let mode = mode_of(&target)?;
+    let like = Likeness::of(&target)?;
     let tmp = dir.join(format!(".{}.mcp-runner-{}.tmp", name.to_string_lossy(), std::process::id()));
     // 0600 until the content is complete and the final mode set.
     let mut file =
         OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io_error("create", &tmp))?;
-    let written = write_all_synced(&mut file, text, mode).map_err(io_error("write", &tmp));
+    let written = write_all_synced(&mut file, &tmp, text, like);
     let renamed = written.and_then(|()| fs::rename(&tmp, &target).map_err(io_error("replace", &target)));
     if renamed.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -147,16 +156,38 @@ pub fn write_atomic(config: &Path, text: &str) -> Result<(), FileError> {
     Ok(())
 }
 
-fn mode_of(path: &Path) -> Result<u32, FileError> {
-    let meta = fs::metadata(path).map_err(io_error("stat", path))?;
-    Ok(meta.permissions().mode() & 0o7777)
+/// What a file that replaces the config, or backs it up, takes from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Likeness {
+    uid: u32,
+    gid: u32,
+    mode: u32,
 }
 
-fn write_all_synced(file: &mut File, text: &str, mode: u32) -> io::Result<()> {
+impl Likeness {
+    fn of(path: &Path) -> Result<Likeness, FileError> {
+        let meta = fs::metadata(path).map_err(io_error("stat", path))?;
+        Ok(Likeness { uid: meta.uid(), gid: meta.gid(), mode: meta.permissions().mode() & 0o7777 })
+    }
+}
+
+/// Gives the new file at `path` the config's owner and mode, then `text`.
+fn write_all_synced(file: &mut File, path: &Path, text: &str, like: Likeness) -> Result<(), FileError> {
+    // The owner first: a chown clears the set-id bits that the mode sets.
+    let meta = file.metadata().map_err(io_error("stat", path))?;
+    let uid = (meta.uid() != like.uid).then_some(like.uid);
+    let gid = (meta.gid() != like.gid).then_some(like.gid);
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::fchown(&*file, uid, gid).map_err(|source| FileError::Owner {
+            path: path.to_path_buf(),
+            uid: like.uid,
+            gid: like.gid,
+            source,
+        })?;
+    }
     // Set explicitly: the mode given at creation was masked by the umask.
-    file.set_permissions(Permissions::from_mode(mode))?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
+    file.set_permissions(Permissions::from_mode(like.mode)).map_err(io_error("set the mode of", path))?;
+    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io_error("write", path))
 }
 
 #[cfg(test)]
