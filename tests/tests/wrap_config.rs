@@ -7,10 +7,12 @@
 //! config (tests/fixtures/configs) in a fresh directory.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use mcp_runner_tests::{TempDir, runner_bin};
 use serde_json::{Value, json};
@@ -376,6 +378,61 @@ fn issue_9_a_config_that_cannot_keep_its_owner_is_not_written() {
     assert!(stderr.contains("the owner of the config (uid 0, gid 0)"), "{stderr}");
     cfg.assert_untouched();
     assert_eq!(fs::metadata(&cfg.path).expect("stat").uid(), 0);
+}
+
+#[test]
+fn issue_9_a_config_replaced_during_the_edit_is_read_again() {
+    // See: issue 9, finding 5
+    // A client that replaces its config (a temporary file renamed over it, or
+    // a write in place) while wrap works on it must not lose that write. The
+    // config starts as a FIFO so that the timing is certain, not likely:
+    // wrap's read cannot end before this test closes the FIFO, and the test
+    // renames the client's new version over the config before it does. So
+    // the version wrap read is gone before wrap can rename anything, and wrap
+    // must notice it, read the client's version and wrap that.
+    let dir = TempDir::new("wrap-race");
+    let path = dir.path().join("claude_desktop_config.json");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/configs/claude_desktop_config.json");
+    let first = fs::read(&source).expect("fixture");
+    let mut client: Value = serde_json::from_slice(&first).expect("fixture is JSON");
+    client["mcpServers"]["added"] = json!({"command": "node", "args": ["added.js"]});
+    let client_bytes = serde_json::to_vec_pretty(&client).expect("serialize");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR).expect("mkfifo");
+
+    let wrap = Command::new(runner_bin())
+        .arg("wrap")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mcp-runner");
+    // A non-blocking open for writing fails (ENXIO) until wrap opens the FIFO
+    // for reading: then wrap is inside its read.
+    let mut opened = None;
+    let open = || fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&path);
+    let ready = mcp_runner_tests::poll_until(mcp_runner_tests::hang_guard(), Duration::from_millis(5), || {
+        opened = open().ok();
+        opened.is_some()
+    });
+    let mut fifo = opened.filter(|_| ready).expect("wrap never opened the config");
+    fifo.write_all(&first).expect("write the first version");
+    let tmp = dir.path().join("client.tmp");
+    fs::write(&tmp, &client_bytes).expect("write the client's version");
+    fs::rename(&tmp, &path).expect("replace the config");
+    drop(fifo);
+
+    let out = wrap.wait_with_output().expect("wait for wrap");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("wrap: {}\n{stdout}{stderr}", out.status);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("changed while wrap was editing it"), "{stdout}");
+    let names = ["filesystem", "github", "sqlite", "weather", "added"];
+    let got: Value = serde_json::from_slice(&fs::read(&path).expect("read config")).expect("config is JSON");
+    assert_eq!(got, expect_wrapped(client, "/mcpServers", &names, &runner_path()), "the client's write was lost");
+    let backup = dir.path().join("claude_desktop_config.json.mcp-runner.bak");
+    assert!(fs::read(&backup).expect("backup") == client_bytes, "the backup is not the version that was wrapped");
+    assert_eq!(names_in(dir.path()), ["claude_desktop_config.json", "claude_desktop_config.json.mcp-runner.bak"]);
 }
 
 #[test]
