@@ -174,10 +174,11 @@ pub fn ensure_backup(config: &Path, original: &str, read: &Version) -> Result<Op
     let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&backup) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return match not_a_backup(&backup) {
-                Some(e) => Err(e),
-                None => Ok(None),
-            };
+            let kind = fs::symlink_metadata(&backup).map_err(io_error("stat", &backup))?.file_type();
+            if kind.is_file() {
+                return Ok(None);
+            }
+            return Err(FileError::NotABackup { path: backup, what: describe(kind) });
         }
         Err(e) => return Err(io_error("create", &backup)(e)),
     };
