@@ -21,6 +21,10 @@
 //! (paths, argv, envp) is built before the clone, and it never allocates,
 //! locks or returns. Failures are reported to the parent through a
 //! close-on-exec pipe as (step, errno), the way std reports exec errors.
+//!
+//! Only stdin, stdout and stderr reach the server: right before exec the
+//! child marks every other descriptor close-on-exec (or closes it), so
+//! nothing the client left open for the runner leaks into the server.
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, OsStr, OsString};
@@ -394,8 +398,65 @@ fn run_child(plan: &ChildPlan) -> ! {
                 libc::_exit(127);
             }
         }
+        close_inherited(plan.status_fd);
         libc::execve(plan.path.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp_ptrs.as_ptr());
         fail(Step::Exec)
+    }
+}
+
+/// Makes sure no descriptor above 2 survives the exec, whatever the client
+/// left open without close-on-exec (the runner inherits it, and a forked
+/// child would pass it on). `keep`, the status pipe, stays open until the
+/// exec so that an exec failure can still be reported; it is close-on-exec
+/// already. Async-signal-safe: system calls only, no allocation.
+///
+/// 1. `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` (Linux 5.11): every
+///    descriptor is marked, and the exec closes them all.
+/// 2. `close_range` without the flag (Linux 5.9) around `keep`.
+/// 3. Otherwise (older kernels, or a seccomp profile that refuses the call)
+///    `close(2)` of every number from 3 up to the descriptor limit.
+///
+/// # References
+/// close_range(2), getrlimit(2)
+fn close_inherited(keep: RawFd) {
+    const ALL: libc::c_uint = libc::c_uint::MAX;
+    if close_range(3, ALL, libc::CLOSE_RANGE_CLOEXEC) {
+        return;
+    }
+    let closed = match libc::c_uint::try_from(keep) {
+        Ok(keep) if keep > 3 => close_range(3, keep - 1, 0) && close_range(keep + 1, ALL, 0),
+        Ok(3) => close_range(4, ALL, 0),
+        _ => close_range(3, ALL, 0),
+    };
+    if !closed {
+        close_up_to_limit(keep);
+    }
+}
+
+/// `close_range(2)`; false if the kernel refused or lacks it.
+fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_uint) -> bool {
+    // SAFETY: close_range takes three integers and touches no memory; the
+    // descriptors it closes are the child's own copies.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) == 0 }
+}
+
+/// The last resort: `close(2)` on every number from 3 to the descriptor
+/// limit but `keep`. The limit is the larger of the soft limit and the hard
+/// one (capped at 2^20 closes): a descriptor opened before the soft limit
+/// was lowered can sit above it.
+fn close_up_to_limit(keep: RawFd) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into `limit`, a local of the right type.
+    let top = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_max.min(1 << 20).max(limit.rlim_cur)
+    } else {
+        1 << 16
+    };
+    let top = RawFd::try_from(top).unwrap_or(RawFd::MAX);
+    for fd in (3..top).filter(|&fd| fd != keep) {
+        // SAFETY: closing a number that is not open fails with EBADF and
+        // changes nothing; those that are open are the child's own copies.
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -472,6 +533,43 @@ mod tests {
         old.thread_set_mask().expect("restore");
         let child = child.expect("spawn");
         assert_eq!(waitpid(child.pid, None).expect("wait"), WaitStatus::Exited(child.pid, 0));
+    }
+
+    /// A pipe without close-on-exec, as a client that leaks descriptors
+    /// hands the runner.
+    fn leaky_pipe() -> (OwnedFd, OwnedFd) {
+        nix::unistd::pipe().expect("pipe")
+    }
+
+    #[test]
+    fn issue_9_only_stdin_stdout_and_stderr_reach_the_child() {
+        // See: issue 9, finding 6
+        let (r, w) = leaky_pipe();
+        let script = format!("test ! -e /proc/self/fd/{} && test ! -e /proc/self/fd/{}", r.as_raw_fd(), w.as_raw_fd());
+        let child = spawn(&spec(&["sh", "-c", &script])).expect("spawn");
+        assert_eq!(waitpid(child.pid, None).expect("wait"), WaitStatus::Exited(child.pid, 0));
+    }
+
+    #[test]
+    fn issue_9_the_fallback_closes_up_to_the_limit_but_keeps_the_status_pipe() {
+        // See: issue 9, finding 6
+        let (leaked, keep) = leaky_pipe();
+        let (leaked, keep) = (leaked.as_raw_fd(), keep.as_raw_fd());
+        // SAFETY: the child runs only close(2), fcntl(2) and _exit(2), all
+        // async-signal-safe, on its own copies of the descriptors.
+        match unsafe { libc::fork() } {
+            0 => {
+                close_up_to_limit(keep);
+                let open = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1;
+                let ok = !open(leaked) && open(keep) && open(0) && open(2);
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            -1 => panic!("fork: {}", Errno::last()),
+            pid => {
+                let pid = Pid::from_raw(pid);
+                assert_eq!(waitpid(pid, None).expect("wait"), WaitStatus::Exited(pid, 0));
+            }
+        }
     }
 
     #[test]
