@@ -70,6 +70,9 @@ pub(crate) const REQUIRE: Enforcement = Enforcement::Any;
 pub(crate) const SHARE: Share = Share::Never;
 pub(crate) const MAX_INSTANCES: Option<u32> = None;
 pub(crate) const WEIGHT: u32 = 1;
+// `no_new_privs`, `drop_capabilities`, `user` and `group` have no built-in
+// value: not written, the runner decides by whether it runs as root (both
+// flags on as root, off otherwise; no change of user).
 
 /// The userland driver samples memory; faster than this costs more CPU
 /// than the servers it watches.

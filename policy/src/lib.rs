@@ -34,6 +34,11 @@
 //! - With several sessions live, [`session_shares`] splits the global
 //!   memory_max between them by weight, within `[floor, session
 //!   memory_max]`; [`session_high`] scales memory_high to a share.
+//! - The privilege keys (`no_new_privs`, `drop_capabilities`, `user`,
+//!   `group`) are checked for type and spelling here. Whether they can be
+//!   applied (the runner is root, the name exists, the platform has them)
+//!   is the runner's question on the host; each comes as a [`Setting`] with
+//!   its position, so those errors point into the file as well.
 //!
 //! # Why these defaults
 //!
@@ -54,6 +59,7 @@
 
 #![forbid(unsafe_code)]
 
+mod account;
 mod budget;
 mod builtin;
 mod cpu;
@@ -70,9 +76,10 @@ mod size;
 
 use std::path::Path;
 
+pub use account::Account;
 pub use budget::{
-    DriverPref, Effective, Enforcement, GlobalBudget, HostMemory, Limits, ServerBudget, ServerRequest, SessionBudget,
-    Share,
+    DriverPref, Effective, Enforcement, GlobalBudget, HostMemory, Limits, Privileges, ServerBudget, ServerRequest,
+    SessionBudget, Setting, Share,
 };
 pub use cpu::CpuMax;
 pub use diag::{Diagnostic, PolicyError};

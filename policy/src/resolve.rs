@@ -12,12 +12,12 @@
 //! in `[global]` under the built-in 4096 of `[session]`) is lowered to that
 //! limit instead, since the user never asked for the default.
 
-use crate::budget::{Effective, GlobalBudget, Limits, ServerBudget, SessionBudget};
+use crate::budget::{Effective, GlobalBudget, Limits, Privileges, ServerBudget, SessionBudget, Setting};
 use crate::builtin::{self, LimitDefaults};
 use crate::cpu::CpuMax;
 use crate::diag::Diagnostic;
 use crate::located::Location;
-use crate::schema::{Entry, LimitKeys, Opt, PolicyFile};
+use crate::schema::{Entry, LimitKeys, Opt, PolicyFile, ServerKeys};
 use crate::size::{Size, WHOLE, format_bytes};
 
 /// A memory amount during resolution.
@@ -600,6 +600,27 @@ impl<'p> Resolver<'p> {
             share: value!(share, builtin::SHARE),
             max_instances: value!(max_instances, builtin::MAX_INSTANCES),
             weight: value!(weight, builtin::WEIGHT),
+            privileges: self.privileges(own, d),
+        }
+    }
+
+    /// The privilege keys, each from the entry or else `[defaults]`, with
+    /// where it was written. They have no built-in value: not written, the
+    /// runner decides by whether it is root.
+    fn privileges(&self, own: Option<&ServerKeys>, d: &ServerKeys) -> Privileges {
+        let origin = self.origin;
+        fn setting<T: Clone>(origin: &str, own: Option<&Opt<T>>, defaults: &Opt<T>) -> Option<Setting<T>> {
+            own.and_then(Option::as_ref).or(defaults.as_ref()).map(|l| Setting {
+                value: l.value.clone(),
+                origin: origin.to_owned(),
+                location: l.at,
+            })
+        }
+        Privileges {
+            no_new_privs: setting(origin, own.map(|k| &k.no_new_privs), &d.no_new_privs),
+            drop_capabilities: setting(origin, own.map(|k| &k.drop_capabilities), &d.drop_capabilities),
+            user: setting(origin, own.map(|k| &k.user), &d.user),
+            group: setting(origin, own.map(|k| &k.group), &d.group),
         }
     }
 
@@ -981,6 +1002,28 @@ mod tests {
         assert_eq!(e.global.min_headroom, 32 * MIB);
         let e = resolve("[global]\nmemory_max = \"max\"\n[session]\nmemory_max = \"max\"\n", None, HOST_16G).unwrap();
         assert_eq!(e.global.min_headroom, 64 * MIB);
+    }
+
+    #[test]
+    fn issue_9_privilege_keys_inherit_one_by_one_and_keep_their_place() {
+        // See: issue 9, finding 6
+        use crate::{Account, Location, Setting};
+        let text = "[defaults]\nuser = \"nobody\"\nno_new_privs = false\n[server.a]\nuser = 1000\n\
+                    drop_capabilities = true\n[server.b]\n";
+        let at = |line, column| Some(Location { line, column });
+        fn set<T>(value: T, location: Option<Location>) -> Option<Setting<T>> {
+            Some(Setting { value, origin: "p.toml".into(), location })
+        }
+        let a = resolve(text, Some("a"), HOST_16G).unwrap().server.privileges;
+        assert_eq!(a.user, set(Account::Id(1000), at(5, 8)));
+        assert_eq!(a.no_new_privs, set(false, at(3, 16)));
+        assert_eq!(a.drop_capabilities, set(true, at(6, 21)));
+        assert_eq!(a.group, None);
+        let b = resolve(text, Some("b"), HOST_16G).unwrap().server.privileges;
+        assert_eq!(b.user, set(Account::Name("nobody".into()), at(2, 8)));
+        assert_eq!(b.drop_capabilities, None);
+        // Not written anywhere: left to the runner.
+        assert_eq!(resolve("", None, HOST_16G).unwrap().server.privileges, crate::Privileges::default());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! teardown plans), `driver` (enforcement: userland now, cgroup drivers
 //! next), `tree` (the server's process tree and limit verdicts), `host`
 //! (what the machine offers), `state` (runner records and the crash sweep),
-//! `sys` (the only `unsafe`: thin system call wrappers).
+//! `privileges` (what the server gives up of the runner's), `sys` (the only
+//! `unsafe`: thin system call wrappers).
 #![deny(unsafe_code)]
 
 pub mod admission;
@@ -16,6 +17,7 @@ pub mod exit;
 pub mod host;
 pub mod logging;
 pub mod os;
+pub mod privileges;
 pub mod state;
 pub mod status;
 pub mod supervisor;

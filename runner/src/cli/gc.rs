@@ -11,6 +11,7 @@ use crate::os;
 use crate::os::Procs;
 use crate::state::StateDir;
 use crate::state::sweep::{SweepAction, sweep};
+use crate::status::render::shown;
 
 pub fn gc(args: GcArgs) -> Result<ExitCode, Failure> {
     if let Some(fd) = args.after_eof {
@@ -52,10 +53,12 @@ pub fn describe(a: &SweepAction) -> String {
     match a {
         SweepAction::Swept { name, runner_pid, killed, .. } => format!(
             "runner {runner_pid}{} was gone: killed {killed} leftover process{}",
-            name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
+            name.as_deref().map(|n| format!(" ({})", shown(n))).unwrap_or_default(),
             if *killed == 1 { "" } else { "es" }
         ),
-        SweepAction::RemovedGarbage { record, why } => format!("removed {}: {why}", record.display()),
+        SweepAction::RemovedGarbage { record, why } => {
+            format!("removed {}: {}", shown(&record.display().to_string()), shown(why))
+        }
     }
 }
 
@@ -69,5 +72,24 @@ fn wait_for_eof(fd: i32) {
         if n == 0 {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_9_describe_shows_record_strings_escaped() {
+        // See: issue 9, finding 8
+        let swept = SweepAction::Swept {
+            record: "/run/mcp-runner/runner-1.json".into(),
+            name: Some("\u{1b}[2Jx".into()),
+            runner_pid: 1,
+            killed: 1,
+        };
+        assert_eq!(describe(&swept), "runner 1 (\\x1b[2Jx) was gone: killed 1 leftover process");
+        let garbage = SweepAction::RemovedGarbage { record: "/s/\u{9b}x".into(), why: "bad \u{7}".into() };
+        assert_eq!(describe(&garbage), "removed /s/\\u{9b}x: bad \\x07");
     }
 }

@@ -22,6 +22,7 @@ use crate::os::{
     self,
     spawn::{self, SpawnError, SpawnSpec},
 };
+use crate::privileges;
 use crate::state::sweep::sweep;
 use crate::state::{MARKER_VAR, RunnerRecord, StateDir, marker};
 use crate::supervisor::{self, RecordKeeper, Timeouts};
@@ -43,6 +44,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     for p in &selection.passed_over {
         tracing::info!("not using {p}");
     }
+    // What the server gives up of the runner's privileges: refused or
+    // unresolvable before anything is registered or spawned.
+    let plan = privileges::plan(&budget.server.privileges, &os::creds::facts()).or_exit(exit::REFUSED)?;
+    for note in &plan.notes {
+        tracing::warn!("{note}");
+    }
+    let creds = os::creds::resolve(&plan).or_exit(exit::USAGE)?;
 
     os::become_reaper().or_exit(exit::RUNNER_FAILED)?;
     let table = os::Procs::snapshot();
@@ -111,6 +119,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let mut events =
         os::PlatformEvents::new().context("cannot set up the event source").or_exit(exit::RUNNER_FAILED)?;
     let mut spec = SpawnSpec::new(args.command.clone(), environment(me));
+    os::creds::apply(&creds, &mut spec);
+    tracing::debug!("the server runs with {}", creds.describe());
     enforcer.driver().prepare(&mut spec).or_exit(exit::RUNNER_FAILED)?;
     let started = spawn::spawn(&spec).map_err(|e| spawn_failure(&args.command[0], e)).and_then(|mut child| {
         enforcer.driver().place(&child).or_exit(exit::RUNNER_FAILED)?;
