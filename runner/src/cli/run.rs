@@ -53,8 +53,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let session = session_id(args.session, &table);
 
     // The record is what lets `gc` clean up after a SIGKILLed runner; a
-    // server still runs without it, with a warning.
-    let state = StateDir::locate().map_err(|e| tracing::warn!("{e}; crash cleanup by `mcp-runner gc` is off")).ok();
+    // server still runs without it, with a warning. A directory someone
+    // else could change is never used.
+    let state = match StateDir::locate() {
+        Ok(dir) => Some(dir),
+        Err(e) if e.is_unsafe() => return Err(anyhow!(e)).or_exit(exit::RUNNER_FAILED),
+        Err(e) => {
+            tracing::warn!("{e}; crash cleanup by `mcp-runner gc` is off");
+            None
+        }
+    };
     if let Some(dir) = &state {
         for action in sweep(dir, &table, &|kind| levels::for_kind(kind, &facts, &budget)) {
             tracing::info!("{}", super::gc::describe(&action));
