@@ -1,9 +1,12 @@
 //! The state directory (runner records, the admission lock) under attack by another local
-//! user (issue 9). The attacks are made the way a user would make them: as another uid
-//! (`setpriv`), in directories that uid owns.
+//! user and under faults (issue 9). The attacks are made the way a user would make them: as
+//! another uid (`setpriv`), in directories that uid owns. The faults are real: a full tmpfs
+//! (ENOSPC), a read-only one (EROFS), a directory the runner's uid may not write (EACCES).
 //!
-//! These tests need root (to act as other uids); without it they print why and pass, unless
-//! `CI` is set: then they fail.
+//! These tests need root (to act as other uids and to mount); without it they print why and
+//! pass, unless `CI` is set: then they fail. A tmpfs that cannot be mounted (no
+//! CAP_SYS_ADMIN, e.g. in some containers) skips the fault test that needs it, with the
+//! reason printed.
 #![cfg(target_os = "linux")]
 
 use std::fs;
@@ -12,11 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use mcp_runner_tests::{Fixture, Policy, RunnerProc, hang_guard, hostile, poll_until};
+use mcp_runner_tests::{Fixture, Policy, RunnerProc, TempDir, hang_guard, hostile, poll_until, runner_bin};
 use serde_json::{Value, json};
 
 /// The other local user: `nobody`.
 const ATTACKER: u32 = 65534;
+/// A local user running the runner, for the cases a root runner cannot show (its default
+/// directory is not in /tmp; it is not stopped by permissions).
+const VICTIM: u32 = 65533;
 
 /// Where root's runners keep their records on Linux (`/run/mcp-runner`).
 const ROOT_STATE_DIR: &str = "/run/mcp-runner";
@@ -67,6 +73,40 @@ fn as_user(uid: u32, script: &str, args: &[&Path]) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The fixture's directory, made traversable and readable for other uids (its policy file
+/// too), with copies of the runner and the test server they can execute wherever the build
+/// tree lives. Returns (runner, hostile).
+fn open_to_other_users(fx: &Fixture) -> (PathBuf, PathBuf) {
+    mode(fx.dir(), 0o755);
+    mode(&fx.policy_file, 0o644);
+    let bin = fx.dir().join("bin");
+    fs::create_dir(&bin).expect("mkdir bin");
+    mode(&bin, 0o755);
+    let copy = |from: &Path, name: &str| {
+        let to = bin.join(name);
+        fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
+        mode(&to, 0o755);
+        to
+    };
+    (copy(&runner_bin(), "mcp-runner"), copy(Path::new(hostile!()), "hostile"))
+}
+
+/// `mcp-runner run --session SESSION --name NAME -- SERVER...` as `uid`, with the fixture's
+/// policy and no state directory chosen for it (the runner picks its default).
+fn run_as(fx: &Fixture, uid: u32, runner: &Path, session: &str, server: &[&Path], env: &[(&str, &Path)]) -> RunnerProc {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into(), "--".into()])
+        .arg(runner)
+        .args(["run", "--session", session, "--name", "state", "--"])
+        .args(server);
+    fx.apply_env(&mut cmd);
+    cmd.env_remove("MCP_RUNNER_STATE_DIR").env_remove("XDG_RUNTIME_DIR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    RunnerProc::spawn(cmd)
 }
 
 fn initialize(r: &mut RunnerProc) {
@@ -209,4 +249,191 @@ fn issue_9_root_refuses_a_state_dir_under_a_directory_another_user_owns() {
         }
     }
     assert_eq!(fs::read_dir(&state).expect("read state").count(), 0, "the runner wrote into {state:?}");
+}
+
+#[test]
+fn issue_9_state_dir_made_by_another_user_does_not_switch_admission_off() {
+    // See: issue 9, finding 2
+    // Without XDG_RUNTIME_DIR a user's runners use TMPDIR/mcp-runner-UID, a name anyone can
+    // take first. max_servers = 1 held until another user made that directory; then a second
+    // server started.
+    if !root_or_skip() {
+        return;
+    }
+    let fx =
+        Fixture::new(&counts_only().set_in("global", "max_servers", "1").set_in("global", "driver", "\"userland\""));
+    let (runner_bin, hostile) = open_to_other_users(&fx);
+    // A private /tmp: root's, world-writable, sticky.
+    let tmp = fx.dir().join("tmp");
+    fs::create_dir(&tmp).expect("mkdir tmp");
+    mode(&tmp, 0o1777);
+    let taken = tmp.join(format!("mcp-runner-{VICTIM}"));
+    as_user(ATTACKER, r#"mkdir "$1" && chmod 777 "$1""#, &[&taken]);
+
+    // TMPDIR is the runner's own, the private /tmp.
+    let start = |session: &str| {
+        let mut r = run_as(&fx, VICTIM, &runner_bin, session, &[&hostile, Path::new("echo")], &[("TMPDIR", &tmp)]);
+        initialize(&mut r);
+        r
+    };
+    let mut a = start("a");
+    let first_a = first(&mut a);
+    let mut b = start("b");
+    let first_b = first(&mut b);
+
+    assert!(
+        !matches!((&first_a, &first_b), (First::Admitted, First::Admitted)),
+        "max_servers = 1, yet both servers started: uid {ATTACKER}'s {taken:?} switched admission off"
+    );
+    for (r, f) in [(&mut a, &first_a), (&mut b, &first_b)] {
+        assert!(!matches!(f, First::Admitted), "a server started next to uid {ATTACKER}'s {taken:?}");
+        let stderr = r.assert_exit(125, Some("refusing to use state directory"));
+        assert!(
+            stderr.contains(&taken.display().to_string()) && stderr.contains(&format!("owned by uid {ATTACKER}")),
+            "the reason names neither the directory nor its owner:\n{stderr}"
+        );
+    }
+    assert_eq!(fs::read_dir(&taken).expect("read taken").count(), 0, "the runner wrote into {taken:?}");
+}
+
+/// A tmpfs mounted at a fresh directory, unmounted on drop.
+struct Tmpfs {
+    dir: TempDir,
+}
+
+impl Tmpfs {
+    /// `None` (with the reason printed) if this host does not let us mount.
+    fn mount(tag: &str, options: &str) -> Option<Tmpfs> {
+        let dir = TempDir::new(tag);
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run mount: {e}"));
+        if !out.status.success() {
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs at {} ({}): {}",
+                dir.path().display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn remount(&self, options: &str) {
+        let out = Command::new("mount").args(["-o", options]).arg(self.path()).output().expect("run mount -o remount");
+        assert!(out.status.success(), "mount -o {options} {:?}: {}", self.path(), String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// Runs `hostile echo` with `state` as the state directory and `policy`; returns the runner
+/// after `initialize` was sent.
+fn run_with_state(fx: &Fixture, state: &Path) -> RunnerProc {
+    let mut cmd = fx.command(&["run", "--name", "echo", "--", hostile!(), "echo"]);
+    cmd.env("MCP_RUNNER_STATE_DIR", state);
+    let mut r = RunnerProc::spawn(cmd);
+    initialize(&mut r);
+    r
+}
+
+/// The runner refused (122) with `reason` both in its answer to the client and on stderr.
+fn assert_refused(r: &mut RunnerProc, reason: &str) {
+    match first(r) {
+        First::Refused(err) => {
+            let msg = err["message"].as_str().unwrap_or_default();
+            assert!(msg.contains("admission control is unavailable") && msg.contains(reason), "{err}");
+            assert_eq!(err["data"]["cap"], "state_dir", "{err}");
+        }
+        other => panic!("expected a refusal ({reason}), got {other:?}; {}", r.diag()),
+    }
+    r.assert_exit(122, Some(reason));
+}
+
+/// With no admission check in the policy, the server runs, and stderr says what is off.
+fn assert_runs_with_warning(r: &mut RunnerProc, reason: &str) {
+    match first(r) {
+        First::Admitted => {}
+        other => panic!("a policy without caps should run the server, got {other:?}; {}", r.diag()),
+    }
+    r.close_stdin();
+    let stderr = r.assert_exit(0, Some(reason));
+    assert!(stderr.contains("crash cleanup"), "no warning that crash cleanup is off:\n{stderr}");
+}
+
+#[test]
+fn issue_9_full_state_dir_refuses_under_caps() {
+    // See: issue 9, finding 2 (ENOSPC)
+    if !root_or_skip() {
+        return;
+    }
+    let Some(fs_) = Tmpfs::mount("enospc", "size=64k,mode=0700") else { return };
+    // Fill it: the next byte written anywhere in it gets ENOSPC.
+    let filler = fs_.path().join("filler");
+    let mut f = fs::File::create(&filler).expect("create filler");
+    let chunk = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+
+    let fx = Fixture::new(&counts_only().set_in("global", "max_servers", "4"));
+    let mut r = run_with_state(&fx, fs_.path());
+    assert_refused(&mut r, "No space left on device");
+
+    let fx = Fixture::new(&no_caps());
+    let mut r = run_with_state(&fx, fs_.path());
+    assert_runs_with_warning(&mut r, "No space left on device");
+}
+
+#[test]
+fn issue_9_read_only_state_dir_refuses_under_caps() {
+    // See: issue 9, finding 2 (EROFS)
+    if !root_or_skip() {
+        return;
+    }
+    let Some(fs_) = Tmpfs::mount("erofs", "size=64k,mode=0700") else { return };
+    fs_.remount("remount,ro");
+
+    let fx = Fixture::new(&counts_only().set_in("global", "max_servers", "4"));
+    let mut r = run_with_state(&fx, fs_.path());
+    assert_refused(&mut r, "Read-only file system");
+
+    let fx = Fixture::new(&no_caps());
+    let mut r = run_with_state(&fx, fs_.path());
+    assert_runs_with_warning(&mut r, "Read-only file system");
+}
+
+#[test]
+fn issue_9_unwritable_state_dir_refuses_under_caps() {
+    // See: issue 9, finding 2 (EACCES): root is not stopped by permissions, so the runner
+    // runs as another uid, on a state directory of its own that it may not write.
+    if !root_or_skip() {
+        return;
+    }
+    for (policy, caps) in [(counts_only().set_in("global", "max_servers", "4"), true), (no_caps(), false)] {
+        let fx = Fixture::new(&policy.set_in("global", "driver", "\"userland\""));
+        let (runner_bin, hostile) = open_to_other_users(&fx);
+        let state = fx.dir().join("readonly");
+        fs::create_dir(&state).expect("mkdir readonly");
+        own(&state, VICTIM);
+        mode(&state, 0o500);
+        let mut r =
+            run_as(&fx, VICTIM, &runner_bin, "s", &[&hostile, Path::new("echo")], &[("MCP_RUNNER_STATE_DIR", &state)]);
+        initialize(&mut r);
+        if caps {
+            assert_refused(&mut r, "Permission denied");
+        } else {
+            assert_runs_with_warning(&mut r, "Permission denied");
+        }
+    }
 }
