@@ -19,6 +19,18 @@ pub struct Caps {
     pub max_pressure: Option<f64>,
 }
 
+impl Caps {
+    /// Whether the policy asks admission to check anything at all: any count
+    /// cap, a headroom or a pressure limit. Only a policy that checks nothing
+    /// may run a server when admission cannot be decided.
+    pub fn any(&self) -> bool {
+        let Caps { max_servers, max_sessions, session_max_servers, max_instances, min_headroom, max_pressure } = self;
+        [max_servers, max_sessions, session_max_servers, max_instances].iter().any(|c| c.is_some())
+            || *min_headroom > 0
+            || max_pressure.is_some()
+    }
+}
+
 /// Who asks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request<'a> {
@@ -41,6 +53,21 @@ pub struct Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+impl Refusal {
+    /// Admission cannot be decided (the state directory, its lock or this
+    /// runner's record cannot be used) and the policy has caps to check:
+    /// refused rather than started unchecked.
+    pub fn unavailable(why: impl fmt::Display) -> Refusal {
+        Refusal {
+            cap: "state_dir",
+            current: 0.0,
+            limit: 0.0,
+            unit: "none",
+            message: format!("admission control is unavailable: {why}"),
+        }
     }
 }
 
@@ -200,6 +227,23 @@ mod tests {
             ..Default::default()
         };
         let caps = Caps::default();
+        assert!(!caps.any());
         assert_eq!(admit(&c, &caps, &m, &Request { session: "a", name: Some("x") }), Ok(()));
+    }
+
+    #[test]
+    fn any_cap_counts() {
+        let none = Caps::default();
+        let each = [
+            Caps { max_servers: Some(1), ..none.clone() },
+            Caps { max_sessions: Some(1), ..none.clone() },
+            Caps { session_max_servers: Some(1), ..none.clone() },
+            Caps { max_instances: Some(1), ..none.clone() },
+            Caps { min_headroom: 1, ..none.clone() },
+            Caps { max_pressure: Some(40.0), ..none.clone() },
+        ];
+        for c in each {
+            assert!(c.any(), "{c:?}");
+        }
     }
 }

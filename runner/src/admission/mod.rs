@@ -25,6 +25,9 @@ use crate::driver::levels::Levels;
 use crate::os::RecordWatch;
 use crate::state::{RunnerRecord, StateDir};
 
+/// What is lost when a server runs without its record.
+pub const UNCHECKED: &str = "crash cleanup by `mcp-runner gc` is off for it and other runners do not count it";
+
 impl Caps {
     pub fn from_budget(b: &Effective) -> Caps {
         Caps {
@@ -40,6 +43,11 @@ impl Caps {
 
 /// Admits `record`'s server and registers it (writes the record), or
 /// refuses after waiting up to `admission_wait` for room.
+///
+/// When admission cannot be decided (the lock cannot be taken) or the
+/// admitted runner cannot be registered (its record cannot be written, so
+/// later runners would not count it), a policy with caps refuses the server;
+/// only a policy that checks nothing runs it, with a warning.
 pub fn admit(dir: &StateDir, levels: &dyn Levels, budget: &Effective, record: &RunnerRecord) -> Result<(), Refusal> {
     let caps = Caps::from_budget(budget);
     let req = Request { session: &record.session, name: record.name.as_deref() };
@@ -55,15 +63,20 @@ pub fn admit(dir: &StateDir, levels: &dyn Levels, budget: &Effective, record: &R
                 let census = Census::of(others.iter().filter(|r| r.runner != record.runner));
                 let measured = levels.measure(&record.session);
                 let verdict = decide::admit(&census, &caps, &measured, &req);
-                if verdict.is_ok()
-                    && let Err(e) = dir.write(record)
-                {
-                    tracing::warn!("{e}");
+                // Registered while the lock is held: the next runner counts it.
+                match verdict.map(|()| dir.write(record)) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) if caps.any() => return Err(Refusal::unavailable(e)),
+                    Ok(Err(e)) => {
+                        tracing::warn!("{e}; the policy sets no caps, so the server runs, but {UNCHECKED}");
+                        Ok(())
+                    }
+                    Err(refusal) => Err(refusal),
                 }
-                verdict
             }
+            Err(e) if caps.any() => return Err(Refusal::unavailable(e)),
             Err(e) => {
-                tracing::warn!("admission lock unavailable ({e}); admitting without checking the caps");
+                tracing::warn!("{e}; the policy sets no caps, so the server runs, but {UNCHECKED}");
                 return Ok(());
             }
         };
@@ -81,5 +94,57 @@ pub fn admit(dir: &StateDir, levels: &dyn Levels, budget: &Effective, record: &R
             Some(w) => w.wait(wait),
             None => std::thread::sleep(wait),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use mcp_runner_policy::{HostMemory, ServerRequest};
+
+    use super::*;
+    use crate::driver::levels::{Figures, Measured};
+    use crate::state::tests::{record, temp_state};
+
+    /// Levels that measure nothing: only the counts decide.
+    struct Unmeasured;
+
+    impl Levels for Unmeasured {
+        fn measure(&self, _session: &str) -> Measured {
+            Measured::default()
+        }
+        fn figures(&self, _rec: &RunnerRecord) -> Figures {
+            Figures::default()
+        }
+        fn sweep_dead(&self, _rec: &RunnerRecord) -> usize {
+            0
+        }
+    }
+
+    fn budget(text: &str) -> Effective {
+        let policy = mcp_runner_policy::from_str(text, "p.toml").expect("policy");
+        let req = ServerRequest { name: Some("github"), argv: &[] };
+        policy.resolve(&req, &HostMemory { physical_bytes: 16 << 30 }).expect("resolve")
+    }
+
+    #[test]
+    fn issue_9_a_lock_that_cannot_be_taken_admits_nothing_under_caps() {
+        // See: issue 9, finding 2
+        let d = temp_state("admit-nolock");
+        // Opening it for writing fails (EISDIR): the lock cannot be taken.
+        fs::create_dir(d.path().join("admission.lock")).expect("mkdir");
+        let caps = budget("[global]\nmax_servers = 4\nmin_headroom = \"0\"\nmax_pressure = \"max\"\n");
+        let refusal = admit(&d, &Unmeasured, &caps, &record(1)).expect_err("refused");
+        assert_eq!(refusal.cap, "state_dir");
+        assert!(refusal.message.contains("admission.lock"), "{refusal}");
+        assert!(d.records().is_empty(), "registered without the lock");
+
+        let none = budget(
+            "[global]\nmax_servers = \"max\"\nmax_sessions = \"max\"\nmin_headroom = \"0\"\nmax_pressure = \"max\"\n\
+             [session]\nmax_servers = \"max\"\n",
+        );
+        admit(&d, &Unmeasured, &none, &record(1)).expect("a policy without caps runs the server");
+        fs::remove_dir_all(d.path()).ok();
     }
 }

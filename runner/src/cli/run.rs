@@ -12,6 +12,7 @@ use super::args::{DriverArg, RunArgs};
 use super::policy_source;
 use super::{Failure, OrExit};
 use crate::admission;
+use crate::admission::decide::Refusal;
 use crate::driver::enforcer::{Enforcer, Placement};
 use crate::driver::levels::{self, Levels};
 use crate::driver::select::Selection;
@@ -60,9 +61,22 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .or_exit(exit::RUNNER_FAILED)?;
     let session = session_id(args.session, &table);
 
-    // The record is what lets `gc` clean up after a SIGKILLed runner; a
-    // server still runs without it, with a warning.
-    let state = StateDir::locate().map_err(|e| tracing::warn!("{e}; crash cleanup by `mcp-runner gc` is off")).ok();
+    // The record is what lets `gc` clean up after a SIGKILLed runner and
+    // what admission counts. A directory someone else could change is never
+    // used; one that cannot be used refuses the server when the policy has
+    // caps (they cannot be checked), and only without caps does the server
+    // run without a record, with a warning.
+    let state = match StateDir::locate() {
+        Ok(dir) => Some(dir),
+        Err(e) if e.is_unsafe() => return Err(anyhow!(e)).or_exit(exit::RUNNER_FAILED),
+        Err(e) if admission::decide::Caps::from_budget(&budget).any() => {
+            return Err(refuse(&Refusal::unavailable(e), args.name.as_deref(), &session));
+        }
+        Err(e) => {
+            tracing::warn!("{e}; the policy sets no caps, so the server runs, but {}", admission::UNCHECKED);
+            None
+        }
+    };
     if let Some(dir) = &state {
         for action in sweep(dir, &table, &|kind| levels::for_kind(kind, &facts, &budget)) {
             tracing::info!("{}", super::gc::describe(&action));

@@ -11,7 +11,7 @@
 //! `{"jsonrpc":"2.0","id":ID,"result":{"echo":PARAMS}}`, unless the mode says otherwise.
 //!
 //! Modes: `echo`, `daemon`, `ignore-term`, `ignore-eof`, `zombies N`, `forkbomb`,
-//! `leak [MIB]`, `leak-on-input [MIB]`, `tree N` (see `main`).
+//! `leak [MIB]`, `leak-on-input [MIB]`, `tree N`, `fork-on-input` (see `main`).
 //!
 //! The process is single-threaded on purpose: after `fork` the child may then allocate and
 //! call anything, which is only sound when no other thread could hold a lock at fork time.
@@ -53,9 +53,10 @@ fn main() -> ExitCode {
         ("leak-on-input", None) => leak(LEAK_MAX, true),
         ("leak-on-input", Some(mib)) if mib >= 1 => leak(mib_bytes(mib), true),
         ("tree", Some(n)) if n >= 1 => tree(n),
+        ("fork-on-input", _) => fork_on_input(),
         _ => {
             eprintln!(
-                "usage: hostile echo|daemon|ignore-term|ignore-eof|forkbomb\n       hostile leak [MIB] | leak-on-input [MIB] | zombies N | tree N"
+                "usage: hostile echo|daemon|ignore-term|ignore-eof|forkbomb\n       hostile leak [MIB] | leak-on-input [MIB] | zombies N | tree N | fork-on-input"
             );
             return ExitCode::from(2);
         }
@@ -199,6 +200,35 @@ fn tree(n: usize) -> io::Result<()> {
     // fork() has returned for every child, so every one of them exists now.
     ready("tree", extra([("children", json!(children))]))?;
     serve_echo()
+}
+
+/// A tree that grows on demand: every request forks one more sleeping child, reported as
+/// `hostile/forked` `{"pids":[CHILD]}` before the request is answered, so that a test decides
+/// when the runner sees its tree change. Exits 0 on EOF and leaves the children to the runner.
+fn fork_on_input() -> io::Result<()> {
+    ready("fork-on-input", Map::new())?;
+    let mut stdin = io::stdin().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if stdin.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let Ok(Value::Object(msg)) = serde_json::from_slice::<Value>(&line) else {
+            continue;
+        };
+        let (Some(id), Some(_method)) = (msg.get("id"), msg.get("method")) else {
+            continue;
+        };
+        // SAFETY: single-threaded process (see the module docs).
+        let child = match unsafe { fork() }.map_err(io::Error::from)? {
+            ForkResult::Child => sleep_forever(),
+            ForkResult::Parent { child } => child.as_raw(),
+        };
+        notify("hostile/forked", json!({ "pids": [child] }))?;
+        let params = msg.get("params").unwrap_or(&Value::Null);
+        emit(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"echo":{params}}}}}"#))?;
+    }
 }
 
 /// The classic double fork: the intermediate calls setsid() (new session and process group,
