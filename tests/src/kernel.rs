@@ -129,9 +129,10 @@ impl Cgroup {
         Some(Cgroup::new(Path::new(MOUNT).join(rel.trim_start_matches('/'))))
     }
 
-    /// `GLOBAL/s-SESSION`, as the runner names a session's cgroup.
+    /// `GLOBAL/s-SESSION`, as the runner names a session's cgroup (the id itself when it is a
+    /// safe name, else a cleaned prefix and a hash: see [`crate::names`]).
     pub fn session(global: &Cgroup, session: &str) -> Cgroup {
-        global.child(&format!("s-{session}"))
+        global.child(&crate::names::session_cgroup_name(session))
     }
 
     pub fn child(&self, name: &str) -> Cgroup {

@@ -7,6 +7,7 @@
 //! drivers knows which one runs. A record is always read through the
 //! levels of the driver that wrote it ([`for_kind`]).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use mcp_runner_policy::Effective;
@@ -70,8 +71,11 @@ pub trait Levels {
     /// sessions within the global cap.
     fn set_shares(&self, _shares: &[(String, Option<u64>)]) {}
 
-    /// A session has no live server left: release what holds its budget.
-    fn release_session(&self, _session: &str) {}
+    /// A runner of `leaving` has ended: release what holds the session's
+    /// budget, unless a session of `live` (the sessions of the runners
+    /// still alive) still uses it. The driver compares its places, not the
+    /// ids: a place is what a release stops.
+    fn release_session(&self, _leaving: &str, _live: &BTreeSet<String>) {}
 
     /// One server's figures.
     fn figures(&self, rec: &RunnerRecord) -> Figures;

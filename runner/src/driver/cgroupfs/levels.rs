@@ -66,9 +66,10 @@ impl Levels for CgroupfsLevels {
         }
     }
 
-    fn release_session(&self, _session: &str) {
+    fn release_session(&self, _leaving: &str, _live: &std::collections::BTreeSet<String>) {
         // The last runner of a session removes its cgroup on the way out
-        // (Cgroupfs::remove); nothing is left to release.
+        // (Cgroupfs::remove: rmdir fails while another server is in it);
+        // nothing is left to release.
     }
 
     fn figures(&self, rec: &RunnerRecord) -> Figures {

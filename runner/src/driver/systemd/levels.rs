@@ -96,11 +96,14 @@ impl Levels for SystemdLevels {
         });
     }
 
-    fn release_session(&self, session: &str) {
+    fn release_session(&self, leaving: &str, live: &std::collections::BTreeSet<String>) {
         // A slice outlives its scopes, and every client process is a
         // session of its own: stop the slice once its last server is gone.
+        // Stopping a slice stops every scope in it, so it is stopped only
+        // when no live runner's session maps to the same unit.
+        let Some(slice) = units::slice_to_release(leaving, live) else { return };
         self.call("stopping an empty session slice", |conn| {
-            dbus::systemd::stop_unit(conn, &units::session_slice(session), "replace", CALL_TIMEOUT).map(|_| ())
+            dbus::systemd::stop_unit(conn, &slice, "replace", CALL_TIMEOUT).map(|_| ())
         });
     }
 
