@@ -39,8 +39,9 @@ pub(crate) const ADMISSION_WAIT: Duration = Duration::ZERO;
 /// Room for a typical Node server (~50-150 MB) to start without pushing
 /// its session or everything into reclaim.
 pub(crate) const MIN_HEADROOM: Size = Size::Bytes(64 << 20);
-/// Past 40% of the last 10 s stalled on memory, the machine is already
-/// thrashing; another server would make it worse for every session.
+/// Past 40% of the time stalled on memory, the machine is already
+/// thrashing; another server would make it worse for every session. (The
+/// runner judges the last second when the 10 s average is over it.)
 pub(crate) const MAX_PRESSURE: Option<Percent> = Some(Percent::from_ppm(40 * 10_000));
 
 pub(crate) const SESSION: LimitDefaults = LimitDefaults {

@@ -10,8 +10,8 @@ use mcp_runner_policy::Effective;
 use super::{dbus, properties, units};
 use crate::cgroup::fs::CgroupDir;
 use crate::cgroup::memory;
-use crate::driver::cgroupfs::levels::{cgroup_or_tree_figures, measure_cgroups};
-use crate::driver::levels::{Figures, Levels, Measured};
+use crate::driver::cgroupfs::levels::{cgroup_or_tree_figures, measure_cgroups, psi_of};
+use crate::driver::levels::{Figures, Levels, Measured, PsiReading};
 use crate::host::HostFacts;
 use crate::os::kill::kill_marked;
 use crate::state::RunnerRecord;
@@ -70,6 +70,10 @@ impl Levels for SystemdLevels {
             Some(g) => measure_cgroups(g, &g.child(&units::session_slice(session)), self.session_cap, self.global_cap),
             None => Measured::default(),
         }
+    }
+
+    fn pressure(&self) -> Option<PsiReading> {
+        self.global.as_ref().and_then(psi_of)
     }
 
     fn global_place(&self) -> Option<PathBuf> {
