@@ -33,9 +33,11 @@ pub(crate) const GLOBAL: LimitDefaults = LimitDefaults {
 pub(crate) const GLOBAL_MAX_SERVERS: Option<u32> = Some(64);
 pub(crate) const GLOBAL_MAX_SESSIONS: Option<u32> = Some(16);
 pub(crate) const DRIVER: DriverPref = DriverPref::Auto;
-/// Refuse at once: a client waiting on a spawn that may never fit is worse
-/// than a clear refusal it can report.
-pub(crate) const ADMISSION_WAIT: Duration = Duration::ZERO;
+/// Long enough for a moment to pass (a pressure spike, a runner on its way
+/// out: a waiting spawn is judged again on every try), short enough that a
+/// spawn that will not fit is still refused clearly within seconds, which
+/// a client can report; waiting on a spawn that may never fit is worse.
+pub(crate) const ADMISSION_WAIT: Duration = Duration::from_secs(3);
 /// Room for a typical Node server (~50-150 MB) to start without pushing
 /// its session or everything into reclaim.
 pub(crate) const MIN_HEADROOM: Size = Size::Bytes(64 << 20);
