@@ -255,7 +255,7 @@ match = ["npx * @modelcontextprotocol/server-github*"]   # optional: glob patter
         assert_eq!(e.global.driver, DriverPref::Auto);
         assert_eq!(e.server.require, Enforcement::Any);
         assert_eq!(e.server.share, Share::Never);
-        assert_eq!(e.global.admission_wait, std::time::Duration::ZERO);
+        assert_eq!(e.global.admission_wait, std::time::Duration::from_secs(3));
         assert_eq!(e.global.min_headroom, 64 << 20);
         assert_eq!(e.global.max_pressure, Some(40.0));
         assert_eq!(e.session.floor, 8 * GIB / 10);
@@ -264,7 +264,7 @@ match = ["npx * @modelcontextprotocol/server-github*"]   # optional: glob patter
 
     #[test]
     fn the_admission_defaults_spelled_out_are_the_builtin_ones() {
-        let text = "[global]\nadmission_wait = \"0s\"\nmin_headroom = \"64M\"\nmax_pressure = \"40%\"\n\
+        let text = "[global]\nadmission_wait = \"3s\"\nmin_headroom = \"64M\"\nmax_pressure = \"40%\"\n\
                     [session]\nfloor = \"10%\"\n[defaults]\nweight = 1\n";
         let args = argv(&["node", "x.js"]);
         let req = ServerRequest { name: None, argv: &args };

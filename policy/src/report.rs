@@ -266,7 +266,7 @@ session: max_servers 32, floor 1.5 GiB
     #[test]
     fn shows_the_builtin_admission_defaults() {
         let report = crate::builtin().report(&HOST_16G).map(|r| r.to_string()).unwrap_or_default();
-        assert!(report.contains("admission_wait 0s, min_headroom 64.0 MiB, max_pressure 40%\n"), "{report}");
+        assert!(report.contains("admission_wait 3s, min_headroom 64.0 MiB, max_pressure 40%\n"), "{report}");
         assert!(report.contains("session: max_servers 32, floor 819 MiB\n"), "{report}");
         let text = "[global]\nmax_pressure = \"12.5%\"\nmin_headroom = 0\n";
         let report = from_str(text, "p").and_then(|p| p.report(&HOST_16G)).map(|r| r.to_string()).unwrap_or_default();

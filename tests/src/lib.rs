@@ -29,6 +29,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 pub mod kernel;
+pub mod names;
 mod procview;
 pub mod systemd;
 
