@@ -60,6 +60,7 @@ pub fn admit(dir: &StateDir, levels: &dyn Levels, budget: &Effective, record: &R
                 {
                     tracing::warn!("{e}");
                 }
+                crate::fault::point("admission-locked");
                 verdict
             }
             Err(e) => {

@@ -78,6 +78,7 @@ impl Cgroupfs {
                 Err(e) => return Err(e),
             }
         }
+        crate::fault::point("placement-leaf");
         apply(&leaf, &budget.server.limits, true)?;
         let watch = LeafWatch::new(
             leaf,
