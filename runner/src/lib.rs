@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod driver;
 pub mod exit;
+pub mod fault;
 pub mod host;
 pub mod logging;
 pub mod os;

@@ -71,7 +71,11 @@ pub fn admit(dir: &StateDir, levels: &dyn Levels, budget: &Effective, record: &R
                 let verdict = decide::admit(&census, &caps, &measured, &req);
                 // Registered while the lock is held: the next runner counts it.
                 match verdict.map(|()| dir.write(record)) {
-                    Ok(Ok(())) => Ok(()),
+                    Ok(Ok(())) => {
+                        // The lock held, the record written.
+                        crate::fault::point("admission-locked");
+                        Ok(())
+                    }
                     Ok(Err(e)) if caps.any() => return Err(Refusal::unavailable(e)),
                     Ok(Err(e)) => {
                         tracing::warn!("{e}; the policy sets no caps, so the server runs, but {UNCHECKED}");

@@ -39,6 +39,7 @@ pub fn rebalance(dir: &StateDir, levels: &dyn Levels, budget: &Effective, leavin
         levels.release_session(session, &census.sessions);
     }
     let plan = plan(&census, budget);
+    crate::fault::point("rebalance-locked");
     levels.set_shares(&plan);
     tracing::debug!(sessions = plan.len(), "session shares rebalanced");
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::args::GcArgs;
 use super::{Failure, OrExit, policy_source};
+use crate::admission::shares;
 use crate::driver::{DriverKind, levels};
 use crate::exit;
 use crate::host::HostFacts;
@@ -26,9 +27,16 @@ pub fn gc(args: GcArgs) -> Result<ExitCode, Failure> {
     let budget = policy_source::levels_budget(facts.physical_memory).or_exit(exit::RUNNER_FAILED)?;
     let levels_of = |kind| levels::for_kind(kind, &facts, &budget);
     let table = Procs::snapshot();
+    let dead = dead_sessions(&dir, &table);
     let actions = sweep(&dir, &table, &levels_of);
     for a in &actions {
         println!("{}", describe(a));
+    }
+    // A runner that died after its start rebalanced the session shares
+    // still counts in them: give its share back to the live sessions, and
+    // release its session if nothing of it runs any more.
+    for (kind, session) in &dead {
+        shares::rebalance(&dir, &*levels_of(*kind), &budget, Some(session));
     }
     let mut orphans = 0;
     for kind in [DriverKind::Cgroupfs, DriverKind::Systemd] {
@@ -47,6 +55,19 @@ pub fn gc(args: GcArgs) -> Result<ExitCode, Failure> {
         println!("nothing to clean up in {}", dir.path().display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The (driver, session) pairs of the records whose runner is gone, before
+/// the sweep removes them.
+fn dead_sessions(dir: &StateDir, table: &Procs) -> Vec<(DriverKind, String)> {
+    let mut dead = Vec::new();
+    for rec in dir.records().into_iter().filter_map(|(_, rec)| rec.ok()) {
+        let pair = (rec.driver, rec.session);
+        if !table.alive(rec.runner) && !dead.contains(&pair) {
+            dead.push(pair);
+        }
+    }
+    dead
 }
 
 pub fn describe(a: &SweepAction) -> String {

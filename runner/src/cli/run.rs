@@ -18,6 +18,7 @@ use crate::driver::levels::{self, Levels};
 use crate::driver::select::Selection;
 use crate::driver::{IMPLEMENTED, select};
 use crate::exit::{self, Outcome};
+use crate::fault;
 use crate::host::HostFacts;
 use crate::os::{
     self,
@@ -112,12 +113,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     // built, and gives the session's share back.
     let mut guard = Registered { keeper: state.map(|dir| RecordKeeper { dir, record }), enforcer: None, levels: None };
 
+    fault::point("before-placement");
     let strict = args.driver.is_some_and(|d| d != DriverArg::Auto) || budget.global.driver != DriverPref::Auto;
     let placement = Placement { session: &session, name: args.name.as_deref(), runner: me };
     let enforcer = Enforcer::build(&selection, &facts, &budget, &placement, strict).map_err(|e| {
         let code = if e.kernel_required { exit::REFUSED } else { exit::RUNNER_FAILED };
         Failure { code, error: anyhow!("{e:#}") }
     })?;
+    fault::point("after-placement");
     let levels = enforcer.levels(&facts, &budget);
     // The session's share, now that the driver has (re)written the session
     // cgroup's policy values and before the server can allocate anything.
@@ -149,6 +152,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         let _ = nix::sys::wait::waitpid(None, None);
     })?;
     let server = child.pid;
+    fault::point("after-spawn");
     tracing::debug!(pid = server.as_raw(), "server started");
     let driver = enforcer.driver();
     tracing::info!("{}: {}", driver.kind().enforcement(), driver.describe_limits());
@@ -164,6 +168,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             tracing::warn!("{e}");
         }
     }
+    fault::point("after-record");
 
     let timeouts = Timeouts { grace: budget.server.grace, kill_timeout: budget.server.kill_timeout };
     let ended = supervisor::supervise(enforcer.driver(), server, timeouts, guard.keeper.as_mut(), &mut events)

@@ -1,3 +1,4 @@
+use super::super::conn::SIGNAL_QUEUE_LIMIT;
 use super::super::fake_peer::{FakePeer, Peer};
 use super::super::message::MessageKind;
 use super::*;
@@ -149,5 +150,95 @@ fn subscribe_tolerates_already_subscribed() {
     });
     let mut c = Connection::connect(&peer.path, T).expect("connects");
     subscribe(&mut c, T).expect("already subscribed is fine");
+    peer.join();
+}
+
+/// A signal of the manager, as systemd sends them on its private socket.
+fn manager_signal(member: &str, body: Vec<Value>) -> Message {
+    Message::signal(PATH, MANAGER, member).with_body(body)
+}
+
+fn unit_new(n: usize) -> Message {
+    manager_signal(
+        "UnitNew",
+        vec![Value::Str(format!("u{n}.service")), Value::ObjectPath(format!("/org/freedesktop/systemd1/unit/u{n}"))],
+    )
+}
+
+/// What systemd 252 sends a private connection for one daemon-reload
+/// (seen in the guest): Reloading(true), UnitRemoved and UnitNew for every
+/// unit, Reloading(false), then the reply. Here with more signals than the
+/// client queues, all in one write: message boundaries fall inside reads.
+#[test]
+fn a_reload_reply_after_a_signal_storm_is_found() {
+    let storm = SIGNAL_QUEUE_LIMIT + 100;
+    let peer = FakePeer::spawn("storm", move |mut p| {
+        p.handshake();
+        let m = expect_manager_call(&mut p, "Reload", "");
+        let mut burst = vec![manager_signal("Reloading", vec![Value::Bool(true)])];
+        burst.extend((0..storm).map(unit_new));
+        burst.push(manager_signal("Reloading", vec![Value::Bool(false)]));
+        burst.push(Message::method_return(&m));
+        p.send_all(&burst);
+        p.wait_hangup();
+    });
+    let mut c = Connection::connect(&peer.path, T).expect("connects");
+    reload(&mut c, T).expect("the late reply is found");
+    // The queue keeps the newest signals; the rest are counted as dropped.
+    assert_eq!((c.pending_signals(), c.dropped_messages()), (SIGNAL_QUEUE_LIMIT, 102));
+    let last = c.wait_signal(|m| m.is_signal(MANAGER, "Reloading"), T).expect("queued");
+    assert_eq!(last.body, [Value::Bool(false)]);
+    drop(c);
+    peer.join();
+}
+
+/// The reply never comes: the error names the call, the driver's 10 s and
+/// that the manager said nothing at all meanwhile (what the lost Reload
+/// replies of the guest looked like).
+#[test]
+fn a_lost_reload_reply_times_out_naming_the_call() {
+    // The systemd driver's call timeout (driver/systemd/scope.rs).
+    const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+    // The peer holds the connection, silent, until the client gave up (its
+    // own read timeout would race the client's).
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let peer = FakePeer::spawn("lost", move |mut p| {
+        p.handshake();
+        expect_manager_call(&mut p, "Reload", "");
+        let _ = rx.recv();
+    });
+    let mut c = Connection::connect(&peer.path, T).expect("connects");
+    let err = reload(&mut c, CALL_TIMEOUT).expect_err("no reply");
+    drop(tx);
+    assert!(matches!(err, DbusError::Timeout { read: Some(0), .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "timed out after 10s waiting for the reply to org.freedesktop.systemd1.Manager.Reload on {} \
+             (nothing arrived meanwhile)",
+            peer.path.display()
+        )
+    );
+    drop(c);
+    peer.join();
+}
+
+/// The manager closes the connection in the middle of a call (as it does
+/// for daemon-reexec): an error naming the socket, never a hang, and the
+/// connection refuses further calls.
+#[test]
+fn a_connection_closed_mid_call_is_disconnected() {
+    let peer = FakePeer::spawn("closed", |mut p| {
+        p.handshake();
+        expect_manager_call(&mut p, "Reload", "");
+        let mut burst = vec![manager_signal("Reloading", vec![Value::Bool(true)])];
+        burst.extend((0..10).map(unit_new));
+        p.send_all(&burst);
+    });
+    let mut c = Connection::connect(&peer.path, T).expect("connects");
+    let err = reload(&mut c, T).expect_err("closed");
+    assert_eq!(err.to_string(), format!("{} closed the connection", peer.path.display()));
+    assert_eq!(c.pending_signals(), 11, "what came before the close is kept");
+    assert!(matches!(reload(&mut c, T), Err(DbusError::Broken { .. })));
     peer.join();
 }
