@@ -180,6 +180,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         Outcome::Exited(c) => tracing::info!("server exited with code {c}"),
         Outcome::Signaled(s) => tracing::info!("server died of signal {s}"),
     }
+    if let Some(reason) = ended.reason {
+        tracing::debug!("the runner began the teardown: {reason}");
+    }
     if ended.orphans_reaped > 0 {
         tracing::debug!("reaped {} orphans", ended.orphans_reaped);
     }

@@ -197,11 +197,6 @@ impl Step {
 #[derive(Debug)]
 pub struct Child {
     pub pid: Pid,
-    /// From CLONE_PIDFD when clone3 ran, else opened right after fork (the
-    /// runner is the only reaper, so the pid cannot be recycled before).
-    pub pidfd: Option<PidFd>,
-    /// Whether the child was born in its cgroup (clone3) or joined it.
-    pub born_in_cgroup: bool,
     gate: Option<OwnedFd>,
     status: Option<OwnedFd>,
     path: String,
@@ -329,9 +324,14 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     };
 
     let cgroup = spec.cgroup_dir.as_ref().map(|fd| fd.as_raw_fd());
-    let (pid, pidfd, born_in_cgroup) = match clone3(cgroup) {
+    let (pid, born_in_cgroup) = match clone3(cgroup) {
         Clone3::Child => run_child(&plan),
-        Clone3::Parent { pid, pidfd } => (pid, Some(pidfd), cgroup.is_some()),
+        // The supervisor signals through pidfds it opens per process (exact
+        // kills of every member), so clone3's own is not kept.
+        Clone3::Parent { pid, pidfd } => {
+            drop(pidfd);
+            (pid, cgroup.is_some())
+        }
         Clone3::Unavailable => {
             plan.procs_fd = spec.cgroup_procs.as_ref().map_or(-1, |fd| fd.as_raw_fd());
             // SAFETY: the runner is single-threaded (see supervisor), so the
@@ -340,22 +340,13 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
             match unsafe { libc::fork() } {
                 -1 => return Err(SpawnError::Fork(Errno::last())),
                 0 => run_child(&plan),
-                pid => {
-                    let pid = Pid::from_raw(pid);
-                    (pid, PidFd::open(pid).ok(), false)
-                }
+                pid => (Pid::from_raw(pid), false),
             }
         }
     };
     drop(status_w);
-    let mut child = Child {
-        pid,
-        pidfd,
-        born_in_cgroup,
-        gate: gate.map(|(_, w)| w),
-        status: Some(status_r),
-        path: path.display().to_string(),
-    };
+    tracing::debug!(pid = pid.as_raw(), born_in_cgroup, "spawned");
+    let mut child = Child { pid, gate: gate.map(|(_, w)| w), status: Some(status_r), path: path.display().to_string() };
     if !spec.gated {
         child.release()?;
     }
@@ -694,7 +685,6 @@ mod tests {
     #[test]
     fn runs_a_command_with_a_pidfd() {
         let child = spawn(&spec(&["sh", "-c", "exit 7"])).expect("spawn");
-        assert!(child.pidfd.is_some());
         assert_eq!(waitpid(child.pid, None).expect("wait"), WaitStatus::Exited(child.pid, 7));
     }
 

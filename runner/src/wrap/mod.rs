@@ -28,10 +28,9 @@ mod splice;
 use serde_json::Value;
 
 pub use diff::unified as unified_diff;
-pub use edit::{Action, Backup, EditError, Edited, MAX_ATTEMPTS, Store, edit};
+pub use edit::{Action, Backup, EditError, Edited, MAX_ATTEMPTS, edit};
 #[cfg(test)]
 pub(crate) use entry::RUN_OPTIONS_WITH_VALUE;
-pub use entry::Skip;
 pub use error::ConfigError;
 pub use report::{EntryReport, Outcome};
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::entry::Skip;
 use super::*;
 
 const RUNNER: &str = "/opt/mcp-runner/bin/mcp-runner";

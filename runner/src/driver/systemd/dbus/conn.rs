@@ -17,8 +17,11 @@ use std::time::{Duration, Instant};
 use super::message::{FIXED_HEADER_LEN, Message, MessageKind, NO_REPLY_EXPECTED, frame_len};
 use super::wire::{Value, WireError};
 
+#[cfg(test)]
 pub const BUS_NAME: &str = "org.freedesktop.DBus";
+#[cfg(test)]
 pub const BUS_PATH: &str = "/org/freedesktop/DBus";
+#[cfg(test)]
 pub const BUS_INTERFACE: &str = "org.freedesktop.DBus";
 pub const UNKNOWN_METHOD: &str = "org.freedesktop.DBus.Error.UnknownMethod";
 
@@ -106,8 +109,11 @@ pub struct Connection {
     signals: VecDeque<Message>,
     dropped: u64,
     /// Set by [`Connection::hello`]: only a bus daemon has names and
-    /// match rules.
+    /// match rules. The runner talks to systemd's private socket, peer to
+    /// peer; the bus API exists for the tests against a real dbus-daemon.
+    #[cfg(test)]
     unique_name: Option<String>,
+    #[cfg(test)]
     matches: Vec<String>,
     /// A write failed part way or the stream lost sync: the byte stream
     /// cannot be trusted again.
@@ -135,7 +141,9 @@ impl Connection {
             next_serial: 1,
             signals: VecDeque::new(),
             dropped: 0,
+            #[cfg(test)]
             unique_name: None,
+            #[cfg(test)]
             matches: Vec::new(),
             broken: false,
         };
@@ -143,6 +151,7 @@ impl Connection {
         Ok(conn)
     }
 
+    #[cfg(test)]
     /// org.freedesktop.DBus.Hello: required first on a message bus, and
     /// wrong on a peer-to-peer socket such as /run/systemd/private.
     /// Returns the unique name the bus assigned.
@@ -157,6 +166,7 @@ impl Connection {
         }
     }
 
+    #[cfg(test)]
     /// The name from [`Connection::hello`]; `None` on a peer-to-peer socket.
     pub fn unique_name(&self) -> Option<&str> {
         self.unique_name.as_deref()
@@ -204,11 +214,13 @@ impl Connection {
         }
     }
 
+    #[cfg(test)]
     /// Sends any message without waiting for a reply; returns its serial.
     pub fn send(&mut self, msg: &Message, timeout: Duration) -> Result<u32, DbusError> {
         self.send_by(msg, Deadline::after(timeout), "room to send")
     }
 
+    #[cfg(test)]
     /// org.freedesktop.DBus.AddMatch, once per rule. A no-op without a bus
     /// daemon: a peer-to-peer peer sends what it sends, unfiltered.
     pub fn add_match(&mut self, rule: &str, timeout: Duration) -> Result<(), DbusError> {
@@ -243,11 +255,13 @@ impl Connection {
         }
     }
 
+    #[cfg(test)]
     /// Signals queued and not yet taken by [`Connection::wait_signal`].
     pub fn pending_signals(&self) -> usize {
         self.signals.len()
     }
 
+    #[cfg(test)]
     /// Signals pushed out of a full queue, and incoming messages skipped
     /// for their size.
     pub fn dropped_messages(&self) -> u64 {

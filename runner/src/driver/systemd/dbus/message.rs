@@ -13,8 +13,6 @@ pub const FIXED_HEADER_LEN: usize = 16;
 
 /// Header flags.
 pub const NO_REPLY_EXPECTED: u8 = 0x1;
-pub const NO_AUTO_START: u8 = 0x2;
-pub const ALLOW_INTERACTIVE_AUTHORIZATION: u8 = 0x4;
 
 /// Header field codes.
 const PATH: u8 = 1;
@@ -99,6 +97,7 @@ impl Message {
         }
     }
 
+    #[cfg(test)]
     pub fn signal(path: &str, interface: &str, member: &str) -> Message {
         Message {
             path: Some(path.to_owned()),
@@ -108,6 +107,7 @@ impl Message {
         }
     }
 
+    #[cfg(test)]
     pub fn method_return(to: &Message) -> Message {
         Message {
             reply_serial: Some(to.serial),

@@ -30,9 +30,7 @@ pub mod systemd;
 pub mod wire;
 
 pub use conn::{Connection, DbusError};
-pub use message::{Message, MessageKind};
-pub use systemd::{JobRemoved, PropValue};
-pub use wire::{Type, Value, WireError};
+pub use systemd::PropValue;
 
 #[cfg(test)]
 mod bus_tests;
