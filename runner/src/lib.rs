@@ -30,3 +30,15 @@ mod supervisor;
 mod sys;
 mod tree;
 mod wrap;
+
+/// What the fuzz targets in `fuzz/` call, and nothing else: the parsers of
+/// outside input. Not an API: it follows the modules it re-exports from.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::admission::decide::Refusal;
+    pub use crate::admission::jsonrpc::{answer_from, refusal_response};
+    pub use crate::driver::systemd::dbus::message::{Message, MessageKind};
+    pub use crate::driver::systemd::dbus::wire::{Endian, Reader, Type, Value, WireError, Writer, parse_signature};
+    pub use crate::wrap::json::{Kind as JsonKind, Node as JsonNode, parse as scan_json};
+    pub use crate::wrap::{ConfigError, Mode, Outcome, Plan, plan};
+}

@@ -16,10 +16,12 @@ use crate::sys::poll::{Events, PollSet};
 pub const REFUSED_CODE: i64 = -32000;
 
 /// The error response to `request`, or `None` if it is not a request (a
-/// notification has no id and gets no answer).
+/// notification has no id and gets no answer). A request names its method
+/// with a string and has an id that is a string, a number or null
+/// (JSON-RPC 2.0, section 4); anything else is no request to answer.
 pub fn refusal_response(request: &Value, refusal: &Refusal, server: Option<&str>, session: &str) -> Option<Value> {
-    let id = request.get("id")?;
-    request.get("method")?;
+    let id = request.get("id").filter(|id| id.is_string() || id.is_number() || id.is_null())?;
+    request.get("method").filter(|m| m.is_string())?;
     let name = server.unwrap_or("server");
     Some(json!({
         "jsonrpc": "2.0",
@@ -56,7 +58,7 @@ pub fn answer_first_request(refusal: &Refusal, server: Option<&str>, session: &s
 /// is read with read(2) on the descriptor itself: a buffered reader would
 /// keep bytes the next poll cannot see, and a request that spans its buffer
 /// would never be finished (a request over 4 KiB was lost that way).
-fn answer_from(
+pub fn answer_from(
     input: BorrowedFd<'_>,
     out: &mut impl Write,
     refusal: &Refusal,
@@ -152,6 +154,37 @@ mod tests {
         for size in [10, 5_000, 70_000, 1_000_000] {
             assert_eq!(answered(size)["id"], 9, "{size} bytes");
         }
+    }
+
+    /// Found by `ci/fuzz` (jsonrpc_first_request, crash-1970f54e7e04): the
+    /// line `{"jsonrpc":"2.0","id":0,"method":{"p":"2.0","id":0,...}}` was
+    /// answered, but a `method` that is not a string makes no request
+    /// (JSON-RPC 2.0, 4), and neither does an id that is not a string, a
+    /// number or null.
+    #[test]
+    fn fuzz_jsonrpc_first_request_method_not_a_string() {
+        let method_object = json!({"jsonrpc": "2.0", "id": 0, "method": {"p": "2.0", "id": 0}});
+        assert!(refusal_response(&method_object, &refusal(), None, "s").is_none());
+        for id in [json!([1]), json!({"a": 1}), json!(true)] {
+            let odd_id = json!({"jsonrpc": "2.0", "id": id, "method": "initialize"});
+            assert!(refusal_response(&odd_id, &refusal(), None, "s").is_none(), "{odd_id}");
+        }
+        let null_id = json!({"jsonrpc": "2.0", "id": null, "method": "initialize"});
+        assert_eq!(refusal_response(&null_id, &refusal(), None, "s").expect("a request")["id"], Value::Null);
+    }
+
+    /// Found by `ci/fuzz` (jsonrpc_first_request, crash-52aa7d0f1062): the
+    /// request `{"jsonrpc":"2.0","id":6e27,"method":"ping"}` was answered
+    /// with the id 6.000000000000001e+27, which no client matches to its
+    /// request: serde_json's default float parsing may be one unit off in
+    /// the last place.
+    #[test]
+    fn fuzz_jsonrpc_first_request_float_id() {
+        let line = br#"{"jsonrpc":"2.0","id":6e27,"method":"ping"}"#;
+        let request: Value = serde_json::from_slice(line).expect("JSON");
+        let answer = refusal_response(&request, &refusal(), None, "s").expect("a request");
+        let id: f64 = answer["id"].to_string().parse().expect("a number");
+        assert_eq!(id, 6e27, "{}", answer["id"]);
     }
 
     #[test]

@@ -217,6 +217,14 @@ mod tests {
     }
 
     #[test]
+    fn run_takes_a_name_that_starts_with_a_dash_in_one_argument() {
+        // What `wrap` writes for such names.
+        let r = run_args(&["run", "--name=--", "--", "npx"]);
+        assert_eq!(r.name.as_deref(), Some("--"));
+        assert_eq!(r.command, ["npx"].map(OsString::from));
+    }
+
+    #[test]
     fn run_command_may_start_without_dashdash() {
         let r = run_args(&["run", "node", "server.js", "--port", "1"]);
         assert_eq!(r.command, ["node", "server.js", "--port", "1"].map(OsString::from));

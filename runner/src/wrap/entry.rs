@@ -186,6 +186,8 @@ mod tests {
             wrapped_args("gh", "npx", &["-y", "--name", "x"]),
             ["run", "--name=gh", "--", "npx", "-y", "--name", "x"]
         );
+        assert_eq!(wrapped_args("--", "npx", &[]), ["run", "--name=--", "--", "npx"]);
+        assert_eq!(wrapped_args("-x", "npx", &[]), ["run", "--name=-x", "--", "npx"]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod edit;
 mod entry;
 mod error;
 pub mod file;
-mod json;
+pub(crate) mod json;
 mod report;
 mod servers;
 mod splice;
@@ -35,7 +35,7 @@ pub use error::ConfigError;
 pub use report::{EntryReport, Outcome};
 
 use entry::Class;
-use json::Node;
+use json::{Member, Node};
 use servers::Entry;
 
 pub enum Mode<'a> {
@@ -81,22 +81,40 @@ pub fn plan(text: &str, mode: &Mode<'_>) -> Result<Plan, ConfigError> {
             (Class::Wrapped { .. }, Mode::Wrap { .. }) => Outcome::AlreadyWrapped,
             (Class::Stdio { .. }, Mode::Undo { .. }) => Outcome::NotWrapped,
             (Class::Stdio { command, args }, Mode::Wrap { runner }) => {
-                let args = ArgsEdit::Set(entry::wrapped_args(e.name, command, &args));
-                rewrite(body, e, runner, args, &mut edits, &mut expected)?;
+                let all = entry::wrapped_args(e.name, command, &args);
+                // The server's command moves into `args` as written, and its
+                // own args stay as they are, so that undo can give back the
+                // very bytes.
+                let added = all.len() - args.len();
+                let mut json: Vec<String> = all[..added - 1].iter().map(|s| splice::quote(s)).collect();
+                json.push(written(body, e.node.get("command"), e)?.to_owned());
+                let edit =
+                    if args.is_empty() { ArgsEdit::Set { items: all, json } } else { ArgsEdit::Prepend { all, json } };
+                rewrite(body, e, (runner, &splice::quote(runner)), edit, &mut edits, &mut expected)?;
                 Outcome::Wrapped
             }
             (Class::Wrapped { inner }, Mode::Undo { .. }) => {
                 let Some((command, rest)) = inner.split_first() else {
                     return Err(internal(format!("{}: wrapped without a command", e.path)));
                 };
-                // `args: []` and no `args` mean the same; give back what the
-                // original had, when the backup says.
-                let args = if rest.is_empty() && had_no_args(backup.as_ref(), &e.keys) {
-                    ArgsEdit::Remove
+                let rest: Vec<String> = rest.iter().map(|s| (*s).to_owned()).collect();
+                let items = e.args.as_ref().and_then(|(array, _)| array.items()).unwrap_or_default();
+                // Everything up to the server's command goes, and the
+                // command comes back as it was written in `args`.
+                let dropped = items.len().saturating_sub(rest.len());
+                let command_json = written(body, dropped.checked_sub(1).and_then(|i| items.get(i)), e)?;
+                // No `args`, `args: []` and `args: [ ]` mean the same; give
+                // back what the original had, when the backup says.
+                let args = if !rest.is_empty() {
+                    ArgsEdit::DropFirst { rest, dropped }
                 } else {
-                    ArgsEdit::Set(rest.iter().map(|s| (*s).to_owned()).collect())
+                    match backup_args(backup.as_ref(), &e.keys) {
+                        BackupArgs::Missing => ArgsEdit::Remove,
+                        BackupArgs::Empty(json) => ArgsEdit::Written(json),
+                        BackupArgs::Other => ArgsEdit::Set { items: rest, json: Vec::new() },
+                    }
                 };
-                rewrite(body, e, command, args, &mut edits, &mut expected)?;
+                rewrite(body, e, (command, command_json), args, &mut edits, &mut expected)?;
                 Outcome::Unwrapped
             }
         };
@@ -107,8 +125,34 @@ pub fn plan(text: &str, mode: &Mode<'_>) -> Result<Plan, ConfigError> {
     Ok(Plan { changed: new_body != body, text: format!("{bom}{new_body}"), entries: reports })
 }
 
-enum ArgsEdit {
-    Set(Vec<String>),
+/// The JSON text of a string value of `entry`, as the config has it.
+fn written<'t>(text: &'t str, value: Option<&Node>, entry: &Entry<'_>) -> Result<&'t str, ConfigError> {
+    value
+        .and_then(|v| text.get(v.start..v.end))
+        .ok_or_else(|| internal(format!("{}: the command is not where it was read", entry.path)))
+}
+
+/// What becomes of `args`: `items` are the strings it must hold, `json`
+/// the JSON text written for them.
+enum ArgsEdit<'a> {
+    /// Exactly these, in the array's layout.
+    Set {
+        items: Vec<String>,
+        json: Vec<String>,
+    },
+    /// `all`, of which the first ones, `json`, go before the items there,
+    /// which keep their text.
+    Prepend {
+        all: Vec<String>,
+        json: Vec<String>,
+    },
+    /// `rest`, the items left after the first `dropped`, as written.
+    DropFirst {
+        rest: Vec<String>,
+        dropped: usize,
+    },
+    /// No items, as this JSON text (of an empty array).
+    Written(&'a str),
     Remove,
 }
 
@@ -117,8 +161,8 @@ enum ArgsEdit {
 fn rewrite(
     text: &str,
     entry: &Entry<'_>,
-    command: &str,
-    args: ArgsEdit,
+    (command, command_json): (&str, &str),
+    args: ArgsEdit<'_>,
     edits: &mut Vec<splice::Replacement>,
     expected: &mut Value,
 ) -> Result<(), ConfigError> {
@@ -126,7 +170,7 @@ fn rewrite(
     let Some(command_member) = entry.node.member("command") else {
         return Err(internal(format!("{}: no command to replace", entry.path)));
     };
-    edits.push(splice::set_string(&command_member.value, command));
+    edits.push(splice::replace(&command_member.value, command_json));
     let arg_members: Vec<usize> = members.iter().enumerate().filter(|(_, m)| m.key == "args").map(|(i, _)| i).collect();
     // Removing the last of repeated `args` would bring an earlier one back
     // into force: empty it instead.
@@ -134,17 +178,31 @@ fn rewrite(
         (ArgsEdit::Remove, [only]) => splice::remove(members, *only),
         _ => None,
     };
-    let items = match args {
-        ArgsEdit::Set(items) => Some(items),
-        ArgsEdit::Remove if removal.is_some() => None,
-        ArgsEdit::Remove => Some(Vec::new()),
+    let array = entry.args.as_ref().map(|(node, _)| *node);
+    let kept = |edit: Option<splice::Replacement>| {
+        edit.ok_or_else(|| internal(format!("{}: args are not as they were read", entry.path)))
     };
-    match (&items, &entry.args, removal) {
-        (_, _, Some(removal)) => edits.push(removal),
-        (Some(items), Some((node, _)), None) => edits.push(splice::set_array(text, node, items)),
-        (Some(items), None, None) => edits.push(splice::insert_after(text, entry.node, command_member, "args", items)),
-        (None, _, None) => {}
-    }
+    let (items, edit) = match args {
+        ArgsEdit::Remove if removal.is_some() => (None, removal),
+        ArgsEdit::Remove => (Some(Vec::new()), Some(set_args(text, entry, command_member, &[]))),
+        ArgsEdit::Set { items, json } => {
+            let edit = set_args(text, entry, command_member, &json);
+            (Some(items), Some(edit))
+        }
+        ArgsEdit::Prepend { all, json } => {
+            let edit = kept(array.and_then(|a| splice::prepend(text, a, &json)))?;
+            (Some(all), Some(edit))
+        }
+        ArgsEdit::DropFirst { rest, dropped } => {
+            let edit = kept(array.and_then(|a| splice::drop_first(a, dropped)))?;
+            (Some(rest), Some(edit))
+        }
+        ArgsEdit::Written(json) => {
+            let edit = kept(array.map(|a| splice::replace(a, json)))?;
+            (Some(Vec::new()), Some(edit))
+        }
+    };
+    edits.extend(edit);
 
     let mut target = &mut *expected;
     for key in &entry.keys {
@@ -161,21 +219,47 @@ fn rewrite(
     Ok(())
 }
 
-/// Whether the entry at `keys` exists in the backup without `args`.
-fn had_no_args(backup: Option<&Node>, keys: &[&str]) -> bool {
-    let mut node = backup;
+/// Gives `entry` the args `json` (JSON text each): in its `args` array's
+/// layout, or as a new member after `command`.
+fn set_args(text: &str, entry: &Entry<'_>, command: &Member, json: &[String]) -> splice::Replacement {
+    match &entry.args {
+        Some((array, _)) => splice::set_array(text, array, json),
+        None => splice::insert_after(text, entry.node, command, "args", json),
+    }
+}
+
+/// What the backup says of an entry's `args`.
+enum BackupArgs<'b> {
+    /// The entry is there without `args`.
+    Missing,
+    /// An empty array, written as this JSON text.
+    Empty(&'b str),
+    /// Anything else, or nothing known.
+    Other,
+}
+
+fn backup_args<'b>(backup: Option<&(&'b str, Node)>, keys: &[&str]) -> BackupArgs<'b> {
+    let Some((text, root)) = backup else { return BackupArgs::Other };
+    let mut node = Some(root);
     for key in keys {
         node = node.and_then(|n| n.get(key));
     }
-    node.is_some_and(|n| n.members().is_some() && n.get("args").is_none())
+    let Some(entry) = node.filter(|n| n.members().is_some()) else { return BackupArgs::Other };
+    match entry.get("args") {
+        None => BackupArgs::Missing,
+        Some(args) if args.items().is_some_and(<[Node]>::is_empty) => {
+            text.get(args.start..args.end).map_or(BackupArgs::Other, BackupArgs::Empty)
+        }
+        Some(_) => BackupArgs::Other,
+    }
 }
 
 /// A backup only gives hints: one that does not parse gives none.
-fn parse_quietly(text: &str) -> Option<Node> {
+fn parse_quietly(text: &str) -> Option<(&str, Node)> {
     let (_, body) = split_bom(text);
     // serde_json first: it bounds the nesting depth `json::parse` recurses to.
     serde_json::from_str::<Value>(body).ok()?;
-    json::parse(body).ok()
+    Some((body, json::parse(body).ok()?))
 }
 
 /// The safety net under the text edits: the new text must parse to exactly

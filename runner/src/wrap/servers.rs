@@ -8,7 +8,7 @@
 //! `args` an array of strings, wherever they appear. Anything else in a
 //! config (other keys, `env`, unknown fields) is never looked at.
 
-use super::json::{Kind, Node};
+use super::json::{Kind, Member, Node};
 
 /// One server entry, its shape checked.
 #[derive(Debug)]
@@ -46,13 +46,13 @@ pub fn find(root: &Node) -> Result<Vec<Entry<'_>>, ShapeError> {
         });
     };
     let mut entries = Vec::new();
-    for m in members {
+    for m in in_force(members) {
         match m.key.as_str() {
             "mcpServers" => servers(&m.value, "mcpServers".to_owned(), vec![m.key.as_str()], &mut entries)?,
             // Only Claude Code's ~/.claude.json has `projects`; in any other
             // file, a `projects` of another shape is none of our business.
             "projects" => {
-                for project in m.value.members().unwrap_or_default() {
+                for project in in_force(m.value.members().unwrap_or_default()) {
                     if let Some(list) = project.value.member("mcpServers") {
                         let path = format!("projects{}.mcpServers", segment(&project.key));
                         servers(&list.value, path, vec!["projects", project.key.as_str(), "mcpServers"], &mut entries)?;
@@ -65,11 +65,17 @@ pub fn find(root: &Node) -> Result<Vec<Entry<'_>>, ShapeError> {
     Ok(entries)
 }
 
+/// The members a client reads: of a key written twice, only the last one
+/// (as `JSON.parse` does). The others are dead text, left as they are.
+fn in_force(members: &[Member]) -> impl Iterator<Item = &Member> {
+    members.iter().enumerate().filter(|(i, m)| members[i + 1..].iter().all(|later| later.key != m.key)).map(|(_, m)| m)
+}
+
 fn servers<'n>(list: &'n Node, path: String, keys: Vec<&'n str>, out: &mut Vec<Entry<'n>>) -> Result<(), ShapeError> {
     let Some(members) = list.members() else {
         return Err(ShapeError { path, offset: list.start, expected: "an object", found: list.type_name() });
     };
-    for m in members {
+    for m in in_force(members) {
         let path = format!("{path}{}", segment(&m.key));
         let mut keys = keys.clone();
         keys.push(&m.key);

@@ -17,18 +17,38 @@ pub struct Replacement {
 #[error("overlapping edits at bytes {0:?} and {1:?}")]
 pub struct Overlap(Range<usize>, Range<usize>);
 
-/// Replaces a string value.
-pub fn set_string(node: &Node, value: &str) -> Replacement {
-    Replacement { range: node.start..node.end, text: quote(value) }
+/// Replaces a value with `json`, JSON text.
+pub fn replace(node: &Node, json: &str) -> Replacement {
+    Replacement { range: node.start..node.end, text: json.to_owned() }
 }
 
-/// Replaces an array of strings, keeping its layout.
+/// Replaces an array with `items` (JSON text each), keeping its layout.
 pub fn set_array(text: &str, node: &Node, items: &[String]) -> Replacement {
     Replacement { range: node.start..node.end, text: ArrayLayout::of(text, node).render(items) }
 }
 
-/// Adds `"key": [items]` right after the member `after`, in the object
-/// `object`, indented like the object's first member.
+/// Puts `items` (JSON text each) before the first item of a non-empty array,
+/// separated the way its first items are. The items already there keep
+/// their text, escapes and spacing: `drop_first` can then take exactly
+/// these away again. `None` for an empty array or a value that is none.
+pub fn prepend(text: &str, array: &Node, items: &[String]) -> Option<Replacement> {
+    let Kind::Array(existing) = &array.kind else { return None };
+    let first = existing.first()?;
+    let sep = ArrayLayout::of(text, array).sep;
+    let added: String = items.iter().map(|s| format!("{s}{sep}")).collect();
+    Some(Replacement { range: first.start..first.start, text: added })
+}
+
+/// Removes the first `n` items of an array and their separators, leaving
+/// the rest as written. `None` unless at least one item stays.
+pub fn drop_first(array: &Node, n: usize) -> Option<Replacement> {
+    let Kind::Array(items) = &array.kind else { return None };
+    let (first, kept) = (items.first()?, items.get(n)?);
+    Some(Replacement { range: first.start..kept.start, text: String::new() })
+}
+
+/// Adds `"key": [items]` (JSON text each) right after the member `after`,
+/// in the object `object`, indented like the object's first member.
 pub fn insert_after(text: &str, object: &Node, after: &Member, key: &str, items: &[String]) -> Replacement {
     let first_key = object.members().and_then(|m| m.first()).map_or(after.key_start, |m| m.key_start);
     let lead = text.get(object.start + 1..first_key).unwrap_or(" ");
@@ -70,7 +90,8 @@ pub fn apply(text: &str, mut edits: Vec<Replacement>) -> Result<String, Overlap>
     Ok(out)
 }
 
-fn quote(s: &str) -> String {
+/// A string as JSON text.
+pub fn quote(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
@@ -111,8 +132,7 @@ impl ArrayLayout {
         if items.is_empty() {
             return "[]".to_owned();
         }
-        let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
-        format!("[{}{}{}]", self.open, quoted.join(&self.sep), self.close)
+        format!("[{}{}{}]", self.open, items.join(&self.sep), self.close)
     }
 }
 
@@ -121,8 +141,9 @@ mod tests {
     use super::super::json;
     use super::*;
 
+    /// The items as JSON text.
     fn strings(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| (*s).to_owned()).collect()
+        items.iter().map(|s| quote(s)).collect()
     }
 
     /// Replaces the value of `key` in a one-object document.
@@ -151,6 +172,28 @@ mod tests {
     }
 
     #[test]
+    fn prepend_and_drop_first_keep_the_items_as_written() {
+        let cases = [
+            (r#"{"a": ["x",  "y"]}"#, r#"{"a": ["p",  "q",  "x",  "y"]}"#),
+            ("{\"a\": [\n  \"\\u0078\"\n]}", "{\"a\": [\n  \"p\",\n  \"q\",\n  \"\\u0078\"\n]}"),
+            (r#"{"a": [ "x" ]}"#, r#"{"a": [ "p", "q", "x" ]}"#),
+        ];
+        for (before, after) in cases {
+            let root = json::parse(before).expect("parses");
+            let edit = prepend(before, root.get("a").expect("a"), &strings(&["p", "q"])).expect("non-empty");
+            let prepended = apply(before, vec![edit]).expect("applies");
+            assert_eq!(prepended, after, "{before}");
+            let root = json::parse(&prepended).expect("parses");
+            let edit = drop_first(root.get("a").expect("a"), 2).expect("an item stays");
+            assert_eq!(apply(&prepended, vec![edit]).expect("applies"), before);
+        }
+        let empty = json::parse(r#"{"a": []}"#).expect("parses");
+        assert_eq!(prepend(r#"{"a": []}"#, empty.get("a").expect("a"), &strings(&["p"])), None);
+        let one = json::parse(r#"{"a": ["x"]}"#).expect("parses");
+        assert_eq!(drop_first(one.get("a").expect("a"), 1), None);
+    }
+
+    #[test]
     fn empty_items_give_an_empty_array() {
         assert_eq!(reformat("{\"a\": [\n  \"x\"\n]}", "a", &[]), r#"{"a": []}"#);
     }
@@ -160,7 +203,7 @@ mod tests {
         let text = r#"{"c": "x"}"#;
         let root = json::parse(text).expect("parses");
         let node = root.get("c").expect("c");
-        let out = apply(text, vec![set_string(node, "C:\\bin\\\"é\"")]).expect("applies");
+        let out = apply(text, vec![replace(node, &quote("C:\\bin\\\"é\""))]).expect("applies");
         assert_eq!(out, r#"{"c": "C:\\bin\\\"é\""}"#);
     }
 

@@ -281,3 +281,85 @@ fn malformed_configs_name_line_column_and_path() {
     let e = plan("[1]", &Mode::Wrap { runner: RUNNER }).expect_err("array");
     assert_eq!(e.to_string(), "1:1: the config must be a JSON object, found an array");
 }
+
+/// Found by `ci/fuzz` (wrap_plan, crash-fec3123b9c6e): the claude.json
+/// fixture with one `args` item indented five spaces deeper than the one
+/// before it. Wrap re-rendered the whole array with the first separator,
+/// so undo gave every item the first item's indentation.
+#[test]
+fn fuzz_wrap_plan_uneven_separators() {
+    let text = "{\"mcpServers\": {\"a\": {\"command\": \"x\", \"args\": [\n  \"p\",\n  \"q\",\n       \"r\"\n]}}}";
+    let wrapped = wrap(text);
+    assert_eq!(parse(&wrapped.text), wrap_oracle(&parse(text)));
+    assert_eq!(undo(&wrapped.text, Some(text)).text, text);
+}
+
+/// Found by `ci/fuzz` (wrap_plan, crash-2944dce7186e, minimised):
+/// `{"mcpServers":{"mqlite":{"command":""},"mqlite":{}}}`. A server name
+/// written twice is the last one to every client (as `JSON.parse` reads
+/// it), but wrap edited the first too and then refused its own result as
+/// an internal error.
+#[test]
+fn fuzz_wrap_plan_repeated_server_name() {
+    let text = r#"{"mcpServers":{"mqlite":{"command":""},"mqlite":{}}}"#;
+    let p = wrap(text);
+    assert!(!p.changed, "{}", p.text);
+    let text =
+        r#"{"mcpServers": {"a": {"command": "x"}, "a": {"command": "y"}}, "mcpServers": {"b": {"command": "z"}}}"#;
+    let p = wrap(text);
+    assert_eq!(outcomes(&p), [("mcpServers.b".to_owned(), Outcome::Wrapped)]);
+    assert_eq!(undo(&p.text, Some(text)).text, text);
+    let text = r#"{"mcpServers": {"a": {"command": "x"}, "a": {"command": "y"}}}"#;
+    let p = wrap(text);
+    assert_eq!(parse(&p.text), wrap_oracle(&parse(text)));
+    assert!(p.text.starts_with(r#"{"mcpServers": {"a": {"command": "x"}, "a": {"command": "/opt"#), "{}", p.text);
+    assert_eq!(undo(&p.text, Some(text)).text, text);
+}
+
+/// Found by `ci/fuzz` (wrap_plan, crash-b267910986ab, minimised):
+/// `{"mcpServers":{"--":{"command":""}}}`. A server named `--` was
+/// wrapped as `run --name -- -- COMMAND`: undo took the name's `--` for
+/// the end of the runner's options and gave the server the command `--`,
+/// and the runner itself refuses `--name --` as a missing value.
+#[test]
+fn fuzz_wrap_plan_server_named_dashdash() {
+    let text = r#"{"mcpServers":{"--":{"command":"x","args":["-y"]}}}"#;
+    let wrapped = wrap(text);
+    assert_eq!(
+        parse(&wrapped.text)["mcpServers"]["--"]["args"],
+        serde_json::json!(["run", "--name=--", "--", "x", "-y"])
+    );
+    assert_eq!(undo(&wrapped.text, Some(text)).text, text);
+    assert!(!wrap(&wrapped.text).changed);
+}
+
+/// Found by `ci/fuzz` (wrap_plan, crash-830348f55eb3, minimised):
+/// `{"mcpServers":{"":{"command":"\u0078"}}}`. Wrap moved the command
+/// into `args` re-quoted, so undo wrote it back as `"x"`, not as the
+/// original `"\u0078"`.
+#[test]
+fn fuzz_wrap_plan_escaped_command() {
+    for text in
+        [r#"{"mcpServers":{"":{"command":"\u0078"}}}"#, r#"{"mcpServers":{"a":{"command":"np\u0078","args":["-y"]}}}"#]
+    {
+        let wrapped = wrap(text);
+        assert_eq!(parse(&wrapped.text), wrap_oracle(&parse(text)), "{text}");
+        assert_eq!(undo(&wrapped.text, Some(text)).text, text);
+    }
+}
+
+/// Found by `ci/fuzz` (wrap_plan, crash-2a2bcc382775, minimised):
+/// `{"mcpServers":{"":{"command":"","args":[ ]}}}`. An empty `args` has
+/// no items to keep as written, and undo gave it back as `[]`.
+#[test]
+fn fuzz_wrap_plan_spaced_empty_args() {
+    for text in [
+        r#"{"mcpServers":{"":{"command":"","args":[ ]}}}"#,
+        "{\"mcpServers\": {\"a\": {\"command\": \"x\", \"args\": [\n]}}}",
+    ] {
+        let wrapped = wrap(text);
+        assert_eq!(undo(&wrapped.text, Some(text)).text, text);
+        // Without the backup, nothing says how it was spaced.
+        assert_eq!(parse(&undo(&wrapped.text, None).text), parse(text));
+    }
+}
