@@ -97,7 +97,6 @@ impl Message {
         }
     }
 
-    #[cfg(test)]
     pub fn signal(path: &str, interface: &str, member: &str) -> Message {
         Message {
             path: Some(path.to_owned()),
@@ -107,7 +106,6 @@ impl Message {
         }
     }
 
-    #[cfg(test)]
     pub fn method_return(to: &Message) -> Message {
         Message {
             reply_serial: Some(to.serial),
