@@ -8,7 +8,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::account::Account;
 use crate::cpu::CpuMax;
+use crate::diag::Diagnostic;
+use crate::located::Location;
 
 /// The host facts resolution needs; the runner measures them, tests invent them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +83,42 @@ pub struct ServerBudget {
     /// This server's weight; a session's weight is the sum of its live
     /// servers' weights (see [`session_shares`](crate::session_shares)).
     pub weight: u32,
+    pub privileges: Privileges,
+}
+
+/// What the server keeps of the runner's privileges, as the policy wrote
+/// it. `None` means not written: the runner chooses, by whether it runs as
+/// root (see the runner's `privileges` module). Each key is inherited from
+/// `[defaults]` on its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Privileges {
+    /// `PR_SET_NO_NEW_PRIVS` before exec: no setuid bit or file capability
+    /// can raise the server's privileges.
+    pub no_new_privs: Option<Setting<bool>>,
+    /// Clear the capability bounding set and every capability set.
+    pub drop_capabilities: Option<Setting<bool>>,
+    /// Run the server as this user (the runner must be root).
+    pub user: Option<Setting<Account>>,
+    /// Run the server with this group (default: the user's own).
+    pub group: Option<Setting<Account>>,
+}
+
+/// A value the runner can only check on the host that runs the server
+/// (a user name to look up, a key the platform cannot apply), kept with
+/// where it was written so that those errors point into the file too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting<T> {
+    pub value: T,
+    /// The policy file (its origin).
+    pub origin: String,
+    pub location: Option<Location>,
+}
+
+impl<T> Setting<T> {
+    /// An error about this value: `file:line:col: message`.
+    pub fn error(&self, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { origin: self.origin.clone(), location: self.location, message: message.into() }
+    }
 }
 
 /// The budget of one server at every level of the hierarchy.
@@ -192,6 +231,7 @@ mod tests {
             share: Share::Never,
             max_instances: None,
             weight: 1,
+            privileges: Privileges::default(),
         }
     }
 
@@ -240,5 +280,15 @@ mod tests {
         assert_eq!(Enforcement::from_name("kernel"), Some(Enforcement::Kernel));
         assert_eq!(Share::from_name("Always"), None);
         assert_eq!(Share::Always.to_string(), "always");
+    }
+
+    #[test]
+    fn a_setting_points_its_errors_at_the_file() {
+        let user = Setting {
+            value: Account::Name("nobdy".into()),
+            origin: "p.toml".into(),
+            location: Some(Location { line: 4, column: 8 }),
+        };
+        assert_eq!(user.error("no user \"nobdy\"").to_string(), "p.toml:4:8: no user \"nobdy\"");
     }
 }

@@ -33,14 +33,17 @@ pub(crate) const GLOBAL: LimitDefaults = LimitDefaults {
 pub(crate) const GLOBAL_MAX_SERVERS: Option<u32> = Some(64);
 pub(crate) const GLOBAL_MAX_SESSIONS: Option<u32> = Some(16);
 pub(crate) const DRIVER: DriverPref = DriverPref::Auto;
-/// Refuse at once: a client waiting on a spawn that may never fit is worse
-/// than a clear refusal it can report.
-pub(crate) const ADMISSION_WAIT: Duration = Duration::ZERO;
+/// Long enough for a moment to pass (a pressure spike, a runner on its way
+/// out: a waiting spawn is judged again on every try), short enough that a
+/// spawn that will not fit is still refused clearly within seconds, which
+/// a client can report; waiting on a spawn that may never fit is worse.
+pub(crate) const ADMISSION_WAIT: Duration = Duration::from_secs(3);
 /// Room for a typical Node server (~50-150 MB) to start without pushing
 /// its session or everything into reclaim.
 pub(crate) const MIN_HEADROOM: Size = Size::Bytes(64 << 20);
-/// Past 40% of the last 10 s stalled on memory, the machine is already
-/// thrashing; another server would make it worse for every session.
+/// Past 40% of the time stalled on memory, the machine is already
+/// thrashing; another server would make it worse for every session. (The
+/// runner judges the last second when the 10 s average is over it.)
 pub(crate) const MAX_PRESSURE: Option<Percent> = Some(Percent::from_ppm(40 * 10_000));
 
 pub(crate) const SESSION: LimitDefaults = LimitDefaults {
@@ -70,6 +73,9 @@ pub(crate) const REQUIRE: Enforcement = Enforcement::Any;
 pub(crate) const SHARE: Share = Share::Never;
 pub(crate) const MAX_INSTANCES: Option<u32> = None;
 pub(crate) const WEIGHT: u32 = 1;
+// `no_new_privs`, `drop_capabilities`, `user` and `group` have no built-in
+// value: not written, the runner decides by whether it runs as root (both
+// flags on as root, off otherwise; no change of user).
 
 /// The userland driver samples memory; faster than this costs more CPU
 /// than the servers it watches.

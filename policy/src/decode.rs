@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use toml::Spanned;
 use toml::de::{DeInteger, DeString, DeTable, DeValue};
 
+use crate::account::{self, Account};
 use crate::budget::{DriverPref, Enforcement, Share};
 use crate::builtin::MIN_SAMPLE_INTERVAL;
 use crate::cpu::{EXPECTED_CPU, parse_cpu};
@@ -33,6 +34,7 @@ const EXPECTED_HEADROOM: &str = r#"expected a size like "64M" or "5%", or "0" to
 const EXPECTED_PRESSURE: &str = r#"expected a percentage like "40%", or "max" to disable the check"#;
 const EXPECTED_FLOOR: &str = r#"expected a size like "512M" or "10%""#;
 const EXPECTED_WEIGHT: &str = "expected a positive integer";
+const EXPECTED_BOOL: &str = "expected true or false";
 /// How much of an offending value to quote back.
 const QUOTE_CHARS: usize = 40;
 
@@ -246,6 +248,10 @@ impl Decoder<'_> {
                 "share" => s.share = self.choice(key, v, Share::NAMES, Share::from_name),
                 "max_instances" => s.max_instances = self.count(key, v),
                 "weight" => s.weight = self.value(key, v, weight),
+                "no_new_privs" => s.no_new_privs = self.value(key, v, boolean),
+                "drop_capabilities" => s.drop_capabilities = self.value(key, v, boolean),
+                "user" => s.user = self.value(key, v, |v| account(v, account::Kind::User)),
+                "group" => s.group = self.value(key, v, |v| account(v, account::Kind::Group)),
                 "match" if valid.contains(&"match") => patterns = self.patterns(v),
                 _ => self.unknown_key(k, label, valid),
             }
@@ -436,6 +442,26 @@ fn weight(value: &DeValue<'_>) -> Result<u32, String> {
             Err(format!("{EXPECTED_WEIGHT} (write {s} without quotes)"))
         }
         _ => Err(EXPECTED_WEIGHT.into()),
+    }
+}
+
+fn boolean(value: &DeValue<'_>) -> Result<bool, String> {
+    match value {
+        DeValue::Boolean(b) => Ok(*b),
+        DeValue::String(s) if s == "true" || s == "false" => Err(format!("{EXPECTED_BOOL} (write {s} without quotes)")),
+        _ => Err(EXPECTED_BOOL.into()),
+    }
+}
+
+/// `user` or `group`: a name, or a uid/gid as an integer or a string of digits.
+fn account(value: &DeValue<'_>, kind: account::Kind) -> Result<Account, String> {
+    match value {
+        DeValue::Integer(i) => match integer(i) {
+            Some(n) => account::from_id(n, kind),
+            None => Err(kind.expected().into()),
+        },
+        DeValue::String(s) => account::from_text(s, kind),
+        _ => Err(kind.expected().into()),
     }
 }
 
@@ -859,6 +885,64 @@ mod tests {
         assert_eq!(
             one_error("[defaults]\nweight = 4294967296\n"),
             "p.toml:2:10: invalid weight 4294967296: too large; expected a positive integer"
+        );
+    }
+
+    #[test]
+    fn issue_9_privilege_keys_decode() {
+        // See: issue 9, finding 6
+        let text = "[defaults]\nno_new_privs = true\ndrop_capabilities = false\nuser = \"nobody\"\n\
+                    group = 65534\n[server.a]\nuser = \"1000\"\ngroup = \"staff\"\nno_new_privs = false\n";
+        let file = decode(text, "p").unwrap();
+        let d = &file.defaults;
+        assert_eq!(
+            d.no_new_privs.as_ref().map(|l| (l.value, l.at)),
+            Some((true, Some(Location { line: 2, column: 16 })))
+        );
+        assert_eq!(d.drop_capabilities.as_ref().map(|l| l.value), Some(false));
+        assert_eq!(d.user.as_ref().map(|l| l.value.clone()), Some(Account::Name("nobody".into())));
+        assert_eq!(d.group.as_ref().map(|l| l.value.clone()), Some(Account::Id(65534)));
+        let a = &file.entries[0].keys;
+        assert_eq!(a.user.as_ref().map(|l| l.value.clone()), Some(Account::Id(1000)));
+        assert_eq!(a.group.as_ref().map(|l| l.value.clone()), Some(Account::Name("staff".into())));
+        assert_eq!(a.no_new_privs.as_ref().map(|l| l.value), Some(false));
+    }
+
+    #[test]
+    fn issue_9_privilege_keys_are_checked_at_load() {
+        // See: issue 9, finding 6
+        let e = |text: &str| one_error(&format!("[defaults]\n{text}\n"));
+        assert_eq!(e("no_new_privs = 1"), "p.toml:2:16: invalid no_new_privs 1: expected true or false");
+        assert_eq!(
+            e("drop_capabilities = \"true\""),
+            "p.toml:2:21: invalid drop_capabilities \"true\": expected true or false (write true without quotes)"
+        );
+        assert_eq!(
+            e("user = \"no body\""),
+            "p.toml:2:8: invalid user \"no body\": a name holds only letters, digits, \"_\", \"-\" and \".\" \
+             (and may end in \"$\"); expected a user name like \"nobody\" or a numeric uid like 65534"
+        );
+        assert_eq!(e("user = -1"), "p.toml:2:8: invalid user -1: a uid cannot be negative");
+        assert_eq!(
+            e("group = 4294967295"),
+            "p.toml:2:9: invalid group 4294967295: 4294967295 is (u32)-1, which the kernel reads as \"leave the \
+             gid unchanged\""
+        );
+        assert_eq!(
+            e("group = [\"wheel\"]"),
+            "p.toml:2:9: invalid group [\"wheel\"]: expected a group name like \"nogroup\" or a numeric gid like 65534"
+        );
+        assert_eq!(
+            e("user = \"\""),
+            "p.toml:2:8: invalid user \"\": an empty name; expected a user name like \"nobody\" or a numeric uid like 65534"
+        );
+        assert_eq!(
+            one_error("[global]\nuser = \"nobody\"\n"),
+            "p.toml:2:1: key \"user\" is not valid in [global]; it belongs in [defaults], [server.NAME]"
+        );
+        assert_eq!(
+            one_error("[server.a]\nno_new_priv = true\n"),
+            "p.toml:2:1: unknown key \"no_new_priv\" in [server.a]; did you mean \"no_new_privs\"?"
         );
     }
 

@@ -34,6 +34,11 @@
 //! - With several sessions live, [`session_shares`] splits the global
 //!   memory_max between them by weight, within `[floor, session
 //!   memory_max]`; [`session_high`] scales memory_high to a share.
+//! - The privilege keys (`no_new_privs`, `drop_capabilities`, `user`,
+//!   `group`) are checked for type and spelling here. Whether they can be
+//!   applied (the runner is root, the name exists, the platform has them)
+//!   is the runner's question on the host; each comes as a [`Setting`] with
+//!   its position, so those errors point into the file as well.
 //!
 //! # Why these defaults
 //!
@@ -54,6 +59,7 @@
 
 #![forbid(unsafe_code)]
 
+mod account;
 mod budget;
 mod builtin;
 mod cpu;
@@ -67,14 +73,13 @@ mod resolve;
 mod schema;
 mod shares;
 mod size;
-#[cfg(test)]
-mod test_rng;
 
 use std::path::Path;
 
+pub use account::Account;
 pub use budget::{
-    DriverPref, Effective, Enforcement, GlobalBudget, HostMemory, Limits, ServerBudget, ServerRequest, SessionBudget,
-    Share,
+    DriverPref, Effective, Enforcement, GlobalBudget, HostMemory, Limits, Privileges, ServerBudget, ServerRequest,
+    SessionBudget, Setting, Share,
 };
 pub use cpu::CpuMax;
 pub use diag::{Diagnostic, PolicyError};
@@ -250,7 +255,7 @@ match = ["npx * @modelcontextprotocol/server-github*"]   # optional: glob patter
         assert_eq!(e.global.driver, DriverPref::Auto);
         assert_eq!(e.server.require, Enforcement::Any);
         assert_eq!(e.server.share, Share::Never);
-        assert_eq!(e.global.admission_wait, std::time::Duration::ZERO);
+        assert_eq!(e.global.admission_wait, std::time::Duration::from_secs(3));
         assert_eq!(e.global.min_headroom, 64 << 20);
         assert_eq!(e.global.max_pressure, Some(40.0));
         assert_eq!(e.session.floor, 8 * GIB / 10);
@@ -259,7 +264,7 @@ match = ["npx * @modelcontextprotocol/server-github*"]   # optional: glob patter
 
     #[test]
     fn the_admission_defaults_spelled_out_are_the_builtin_ones() {
-        let text = "[global]\nadmission_wait = \"0s\"\nmin_headroom = \"64M\"\nmax_pressure = \"40%\"\n\
+        let text = "[global]\nadmission_wait = \"3s\"\nmin_headroom = \"64M\"\nmax_pressure = \"40%\"\n\
                     [session]\nfloor = \"10%\"\n[defaults]\nweight = 1\n";
         let args = argv(&["node", "x.js"]);
         let req = ServerRequest { name: None, argv: &args };

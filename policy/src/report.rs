@@ -6,7 +6,8 @@
 use std::fmt;
 
 use crate::Policy;
-use crate::budget::{GlobalBudget, HostMemory, Limits, ServerBudget, SessionBudget};
+use crate::account::Account;
+use crate::budget::{GlobalBudget, HostMemory, Limits, ServerBudget, SessionBudget, Setting};
 use crate::diag::PolicyError;
 use crate::duration::format_duration;
 use crate::resolve::Resolver;
@@ -166,7 +167,30 @@ impl fmt::Display for Report {
                 patterns.join(", "),
             ]);
         }
-        f.write_str(&table(&rows))
+        f.write_str(&table(&rows))?;
+        writeln!(f)?;
+
+        let header = ["", "no_new_privs", "drop_capabilities", "user", "group"];
+        let mut rows = vec![header.iter().map(|s| s.to_string()).collect()];
+        for s in &self.servers {
+            let p = &s.budget.privileges;
+            let flag = |v: &Option<Setting<bool>>| match v {
+                None => "if root".to_owned(),
+                Some(s) if s.value => "yes".to_owned(),
+                Some(_) => "no".to_owned(),
+            };
+            let account =
+                |v: &Option<Setting<Account>>| v.as_ref().map_or_else(|| "-".to_owned(), |s| s.value.to_string());
+            rows.push(vec![
+                server_name(&s.budget),
+                flag(&p.no_new_privs),
+                flag(&p.drop_capabilities),
+                account(&p.user),
+                account(&p.group),
+            ]);
+        }
+        f.write_str(&table(&rows))?;
+        writeln!(f, "(if root: yes when the runner runs as root, no otherwise)")
     }
 }
 
@@ -197,6 +221,11 @@ weight = 3
 match = ["npx * @modelcontextprotocol/server-filesystem *", "node */fs.js"]
 throttle_timeout = "never"
 sample_interval = "1500ms"
+no_new_privs = true
+user = "nobody"
+[defaults]
+drop_capabilities = false
+group = 65534
 "#;
         let report = from_str(text, "policy.toml").and_then(|p| p.report(&HOST_16G)).map(|r| r.to_string());
         let expected = r#"policy: policy.toml
@@ -216,6 +245,11 @@ session: max_servers 32, floor 1.5 GiB
              grace  kill_timeout  sample_interval  throttle_timeout  require  share  max_instances  weight  match
 [defaults]   3s     2s            500ms            1m                any      never  max            1
 [server.fs]  3s     2s            1500ms           never             any      never  max            3       "npx * @modelcontextprotocol/server-filesystem *", "node */fs.js"
+
+             no_new_privs  drop_capabilities  user    group
+[defaults]   if root       no                 -       65534
+[server.fs]  yes           no                 nobody  65534
+(if root: yes when the runner runs as root, no otherwise)
 "#;
         assert_eq!(report.as_deref(), Ok(expected));
     }
@@ -232,7 +266,7 @@ session: max_servers 32, floor 1.5 GiB
     #[test]
     fn shows_the_builtin_admission_defaults() {
         let report = crate::builtin().report(&HOST_16G).map(|r| r.to_string()).unwrap_or_default();
-        assert!(report.contains("admission_wait 0s, min_headroom 64.0 MiB, max_pressure 40%\n"), "{report}");
+        assert!(report.contains("admission_wait 3s, min_headroom 64.0 MiB, max_pressure 40%\n"), "{report}");
         assert!(report.contains("session: max_servers 32, floor 819 MiB\n"), "{report}");
         let text = "[global]\nmax_pressure = \"12.5%\"\nmin_headroom = 0\n";
         let report = from_str(text, "p").and_then(|p| p.report(&HOST_16G)).map(|r| r.to_string()).unwrap_or_default();

@@ -12,12 +12,12 @@
 //! in `[global]` under the built-in 4096 of `[session]`) is lowered to that
 //! limit instead, since the user never asked for the default.
 
-use crate::budget::{Effective, GlobalBudget, Limits, ServerBudget, SessionBudget};
+use crate::budget::{Effective, GlobalBudget, Limits, Privileges, ServerBudget, SessionBudget, Setting};
 use crate::builtin::{self, LimitDefaults};
 use crate::cpu::CpuMax;
 use crate::diag::Diagnostic;
 use crate::located::Location;
-use crate::schema::{Entry, LimitKeys, Opt, PolicyFile};
+use crate::schema::{Entry, LimitKeys, Opt, PolicyFile, ServerKeys};
 use crate::size::{Size, WHOLE, format_bytes};
 
 /// A memory amount during resolution.
@@ -600,6 +600,27 @@ impl<'p> Resolver<'p> {
             share: value!(share, builtin::SHARE),
             max_instances: value!(max_instances, builtin::MAX_INSTANCES),
             weight: value!(weight, builtin::WEIGHT),
+            privileges: self.privileges(own, d),
+        }
+    }
+
+    /// The privilege keys, each from the entry or else `[defaults]`, with
+    /// where it was written. They have no built-in value: not written, the
+    /// runner decides by whether it is root.
+    fn privileges(&self, own: Option<&ServerKeys>, d: &ServerKeys) -> Privileges {
+        let origin = self.origin;
+        fn setting<T: Clone>(origin: &str, own: Option<&Opt<T>>, defaults: &Opt<T>) -> Option<Setting<T>> {
+            own.and_then(Option::as_ref).or(defaults.as_ref()).map(|l| Setting {
+                value: l.value.clone(),
+                origin: origin.to_owned(),
+                location: l.at,
+            })
+        }
+        Privileges {
+            no_new_privs: setting(origin, own.map(|k| &k.no_new_privs), &d.no_new_privs),
+            drop_capabilities: setting(origin, own.map(|k| &k.drop_capabilities), &d.drop_capabilities),
+            user: setting(origin, own.map(|k| &k.user), &d.user),
+            group: setting(origin, own.map(|k| &k.group), &d.group),
         }
     }
 
@@ -984,6 +1005,28 @@ mod tests {
     }
 
     #[test]
+    fn issue_9_privilege_keys_inherit_one_by_one_and_keep_their_place() {
+        // See: issue 9, finding 6
+        use crate::{Account, Location, Setting};
+        let text = "[defaults]\nuser = \"nobody\"\nno_new_privs = false\n[server.a]\nuser = 1000\n\
+                    drop_capabilities = true\n[server.b]\n";
+        let at = |line, column| Some(Location { line, column });
+        fn set<T>(value: T, location: Option<Location>) -> Option<Setting<T>> {
+            Some(Setting { value, origin: "p.toml".into(), location })
+        }
+        let a = resolve(text, Some("a"), HOST_16G).unwrap().server.privileges;
+        assert_eq!(a.user, set(Account::Id(1000), at(5, 8)));
+        assert_eq!(a.no_new_privs, set(false, at(3, 16)));
+        assert_eq!(a.drop_capabilities, set(true, at(6, 21)));
+        assert_eq!(a.group, None);
+        let b = resolve(text, Some("b"), HOST_16G).unwrap().server.privileges;
+        assert_eq!(b.user, set(Account::Name("nobody".into()), at(2, 8)));
+        assert_eq!(b.drop_capabilities, None);
+        // Not written anywhere: left to the runner.
+        assert_eq!(resolve("", None, HOST_16G).unwrap().server.privileges, crate::Privileges::default());
+    }
+
+    #[test]
     fn entries_inherit_weight_from_defaults() {
         let text = "[defaults]\nweight = 2\n[server.a]\nweight = 5\n[server.b]\n";
         assert_eq!(resolve(text, Some("a"), HOST_16G).unwrap().server.weight, 5);
@@ -993,7 +1036,9 @@ mod tests {
 
     // ---- property tests over generated policies -------------------------
 
-    use crate::test_rng::Rng;
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, TestRunner};
 
     /// A generated size, with its own meaning for the oracle.
     #[derive(Clone, Copy, Debug)]
@@ -1005,14 +1050,17 @@ mod tests {
     }
 
     impl V {
-        fn gen_size(rng: &mut Rng, zero_ok: bool) -> V {
-            match rng.below(4) {
-                0 => V::Max,
-                1 => V::Pct(1 + rng.below(1_000_000)),
-                2 => V::Pct(10_000 * (1 + rng.below(100))),
-                _ if zero_ok && rng.below(4) == 0 => V::Abs(0),
-                _ => V::Abs(MIB * (1 + rng.below(32 * 1024))),
-            }
+        /// "max", a percentage (any, or a whole one), or bytes (0 only
+        /// where the key allows it).
+        fn size(zero_ok: bool) -> impl Strategy<Value = V> {
+            let abs = (1..=32 * 1024u64).prop_map(|m| V::Abs(MIB * m));
+            let abs = if zero_ok { prop_oneof![3 => abs, 1 => Just(V::Abs(0))].boxed() } else { abs.boxed() };
+            prop_oneof![
+                Just(V::Max),
+                (1..=1_000_000u64).prop_map(V::Pct),
+                (1..=100u64).prop_map(|p| V::Pct(10_000 * p)),
+                abs,
+            ]
         }
         fn toml(self) -> String {
             match self {
@@ -1043,13 +1091,14 @@ mod tests {
     }
 
     impl Level {
-        fn generate(rng: &mut Rng) -> Level {
-            Level {
-                max: V::gen_size(rng, false),
-                high: V::gen_size(rng, false),
-                swap: V::gen_size(rng, true),
-                pids: (rng.below(4) != 0).then(|| 1 + rng.below(10_000)),
-            }
+        fn strategy() -> impl Strategy<Value = Level> {
+            let pids = prop_oneof![1 => Just(None), 3 => (1..=10_000u64).prop_map(Some)];
+            (V::size(false), V::size(false), V::size(true), pids).prop_map(|(max, high, swap, pids)| Level {
+                max,
+                high,
+                swap,
+                pids,
+            })
         }
         fn toml(&self, header: &str, only: [bool; 4]) -> String {
             let mut out = format!("[{header}]\n");
@@ -1104,44 +1153,74 @@ mod tests {
         }
     }
 
-    #[test]
-    fn generated_policies_resolve_like_the_oracle_and_keep_the_invariants() {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let (mut accepted, mut rejected) = (0, 0);
-        for _ in 0..3_000 {
-            let ram = GIB / 2 + rng.below(128 * GIB);
-            let global = Level::generate(&mut rng);
-            let session = Level::generate(&mut rng);
-            let defaults = Level::generate(&mut rng);
-            let entry = Level::generate(&mut rng);
-            let set = [0, 1, 2, 3].map(|_| rng.below(2) == 0);
+    /// One generated policy: the machine's RAM, the four levels, and which
+    /// keys the server's entry sets.
+    #[derive(Clone, Debug)]
+    struct Generated {
+        ram: u64,
+        levels: [Level; 4],
+        set: [bool; 4],
+    }
+
+    impl Generated {
+        fn strategy() -> impl Strategy<Value = Generated> {
+            (
+                GIB / 2..GIB / 2 + 128 * GIB,
+                [Level::strategy(), Level::strategy(), Level::strategy(), Level::strategy()],
+                any::<[bool; 4]>(),
+            )
+                .prop_map(|(ram, levels, set)| Generated { ram, levels, set })
+        }
+
+        fn text(&self) -> String {
+            let [global, session, defaults, entry] = self.levels;
             let all = [true; 4];
-            let text = [
+            [
                 global.toml("global", all),
                 session.toml("session", all),
                 defaults.toml("defaults", all),
-                entry.toml("server.e", set),
+                entry.toml("server.e", self.set),
             ]
-            .concat();
-            let host = HostMemory { physical_bytes: ram };
+            .concat()
+        }
 
-            let expect_defaults = oracle(ram, &[global, session, defaults]);
-            let expect_entry = oracle(ram, &[global, session, merged(defaults, entry, set)]);
+        /// What the oracle says of the defaults' server and of the entry's.
+        #[allow(clippy::type_complexity)]
+        fn expected(&self) -> [Option<Vec<(Option<u64>, Option<u64>, Option<u64>, Option<u64>)>>; 2] {
+            let [global, session, defaults, entry] = self.levels;
+            [
+                oracle(self.ram, &[global, session, defaults]),
+                oracle(self.ram, &[global, session, merged(defaults, entry, self.set)]),
+            ]
+        }
+    }
+
+    fn config(cases: u32) -> Config {
+        Config { cases, failure_persistence: None, ..Config::default() }
+    }
+
+    proptest! {
+        #![proptest_config(config(2_000))]
+
+        #[test]
+        fn generated_policies_resolve_like_the_oracle_and_keep_the_invariants(g in Generated::strategy()) {
+            let text = g.text();
+            let host = HostMemory { physical_bytes: g.ram };
+            let [expect_defaults, expect_entry] = g.expected();
             let got = from_str(&text, "gen.toml").and_then(|p| p.report(&host));
             match (got, &expect_defaults, &expect_entry) {
                 (Ok(report), Some(d), Some(e)) => {
-                    accepted += 1;
                     let level = |l: &crate::Limits| (l.memory_max, l.memory_high, l.swap_max, l.pids_max);
-                    assert_eq!(level(&report.global.limits), d[0], "{text}");
-                    assert_eq!(level(&report.session.limits), d[1], "{text}");
-                    assert_eq!(level(&report.servers[0].budget.limits), d[2], "{text}");
-                    assert_eq!(level(&report.servers[1].budget.limits), e[2], "{text}");
+                    prop_assert_eq!(level(&report.global.limits), d[0], "{}", text);
+                    prop_assert_eq!(level(&report.session.limits), d[1], "{}", text);
+                    prop_assert_eq!(level(&report.servers[0].budget.limits), d[2], "{}", text);
+                    prop_assert_eq!(level(&report.servers[1].budget.limits), e[2], "{}", text);
                     for limits in [&report.global.limits, &report.session.limits]
                         .into_iter()
                         .chain(report.servers.iter().map(|s| &s.budget.limits))
                     {
                         if let (Some(h), Some(m)) = (limits.memory_high, limits.memory_max) {
-                            assert!(h <= m, "{text}");
+                            prop_assert!(h <= m, "{}", text);
                         }
                     }
                     let chain = [
@@ -1150,78 +1229,85 @@ mod tests {
                         report.servers[1].budget.limits.memory_max,
                     ];
                     let set_values: Vec<u64> = chain.iter().flatten().copied().collect();
-                    assert!(set_values.windows(2).all(|w| w[1] <= w[0]), "{text}");
+                    prop_assert!(set_values.windows(2).all(|w| w[1] <= w[0]), "{}", text);
                     // Built-in floor and headroom are lowered under whatever memory_max applies.
                     let session_cap = report.session.limits.memory_max.or(report.global.limits.memory_max);
-                    assert!(report.session.floor <= session_cap.unwrap_or(u64::MAX), "{text}");
-                    assert!(report.global.min_headroom <= session_cap.unwrap_or(u64::MAX), "{text}");
+                    prop_assert!(report.session.floor <= session_cap.unwrap_or(u64::MAX), "{}", text);
+                    prop_assert!(report.global.min_headroom <= session_cap.unwrap_or(u64::MAX), "{}", text);
                 }
                 (Err(err), d, e) => {
-                    rejected += 1;
-                    assert!(d.is_none() || e.is_none(), "rejected a valid policy:\n{text}\n{err}");
+                    prop_assert!(d.is_none() || e.is_none(), "rejected a valid policy:\n{}\n{}", text, err);
                     for diag in err.diagnostics() {
                         let at = diag.location.expect("every generated error has a position");
                         let line = text.lines().nth(at.line - 1).unwrap_or("");
-                        assert!(
+                        prop_assert!(
                             ["memory_max", "memory_high", "swap_max", "pids_max"].iter().any(|k| line.starts_with(k)),
-                            "error points at {line:?}: {diag}"
+                            "error points at {:?}: {}", line, diag
                         );
-                        assert!(diag.message.contains(" is above ") || diag.message.contains(" is below "));
+                        prop_assert!(diag.message.contains(" is above ") || diag.message.contains(" is below "));
                     }
                 }
-                (Ok(_), d, e) => panic!("accepted an invalid policy ({d:?}, {e:?}):\n{text}"),
+                (Ok(_), d, e) => prop_assert!(false, "accepted an invalid policy ({:?}, {:?}):\n{}", d, e, text),
             }
         }
-        // The generator must exercise both outcomes to mean anything.
-        assert!(accepted > 200 && rejected > 200, "{accepted} accepted, {rejected} rejected");
-    }
 
-    #[test]
-    fn a_percentage_never_resolves_above_its_base() {
-        let mut rng = Rng(42);
-        for _ in 0..2_000 {
-            let ram = 1 + rng.below(u64::MAX / 2);
-            let pct = V::Pct(1 + rng.below(1_000_000));
+        #[test]
+        fn a_percentage_never_resolves_above_its_base(ram in 1..u64::MAX / 2, ppm in 1..=1_000_000u64) {
+            let pct = V::Pct(ppm);
             let text = format!("[global]\nmemory_max = {}\nmemory_high = {}\n", pct.toml(), pct.toml());
-            let e = resolve(&text, None, HostMemory { physical_bytes: ram }).unwrap();
+            let e = resolve(&text, None, HostMemory { physical_bytes: ram }).expect("valid");
             let max = e.global.limits.memory_max.unwrap_or(u64::MAX);
-            assert!(max <= ram);
-            assert!(e.global.limits.memory_high.unwrap_or(u64::MAX) <= max);
+            prop_assert!(max <= ram);
+            prop_assert!(e.global.limits.memory_high.unwrap_or(u64::MAX) <= max);
         }
-    }
 
-    #[test]
-    fn mangled_policies_never_panic_and_always_point_inside_the_file() {
-        let mut rng = Rng(7);
-        let source = crate::tests::EXAMPLE.as_bytes();
-        let junk = b"=[]\"'#.%\n 0123456789abcdefGM_-{},\\\xc3\xa9";
-        for _ in 0..3_000 {
-            let mut bytes = source.to_vec();
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(bytes.len() as u64 + 1) as usize;
-                match rng.below(3) {
+        #[test]
+        fn mangled_policies_never_panic_and_always_point_inside_the_file(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), 0..3u8, any::<prop::sample::Index>()), 1..5),
+        ) {
+            let junk = b"=[]\"'#.%\n 0123456789abcdefGM_-{},\\\xc3\xa9";
+            let mut bytes = crate::tests::EXAMPLE.as_bytes().to_vec();
+            for (at, op, with) in edits {
+                let at = at.index(bytes.len() + 1);
+                let byte = junk[with.index(junk.len())];
+                match op {
                     0 if at < bytes.len() => {
                         bytes.remove(at);
                     }
-                    1 if at < bytes.len() => bytes[at] = junk[rng.below(junk.len() as u64) as usize],
-                    _ => bytes.insert(at, junk[rng.below(junk.len() as u64) as usize]),
+                    1 if at < bytes.len() => bytes[at] = byte,
+                    _ => bytes.insert(at, byte),
                 }
             }
-            let Ok(text) = std::str::from_utf8(&bytes) else {
-                continue;
-            };
+            let Ok(text) = std::str::from_utf8(&bytes) else { return Ok(()) };
             let lines = text.lines().count() + 1;
-            if let Ok(p) = from_str(text, "m.toml") {
-                let _ = p.report(&HOST_16G);
-                continue;
-            }
-            if let Err(err) = from_str(text, "m.toml") {
-                for d in err.diagnostics() {
-                    let at = d.location.expect("file errors have a position");
-                    assert!(at.line >= 1 && at.line <= lines && at.column >= 1, "{d}");
-                    assert!(d.to_string().starts_with("m.toml:"));
+            match from_str(text, "m.toml") {
+                Ok(p) => {
+                    let _ = p.report(&HOST_16G);
+                }
+                Err(err) => {
+                    for d in err.diagnostics() {
+                        let at = d.location.expect("file errors have a position");
+                        prop_assert!(at.line >= 1 && at.line <= lines && at.column >= 1, "{}", d);
+                        prop_assert!(d.to_string().starts_with("m.toml:"));
+                    }
                 }
             }
         }
+    }
+
+    /// The oracle test means something only if the generator reaches both
+    /// outcomes often.
+    #[test]
+    fn the_generator_reaches_valid_and_invalid_policies() {
+        let mut runner = TestRunner::deterministic();
+        let (mut valid, mut invalid) = (0, 0);
+        for _ in 0..3_000 {
+            let g = Generated::strategy().new_tree(&mut runner).expect("a policy").current();
+            match g.expected() {
+                [Some(_), Some(_)] => valid += 1,
+                _ => invalid += 1,
+            }
+        }
+        assert!(valid > 200 && invalid > 200, "{valid} valid, {invalid} invalid");
     }
 }

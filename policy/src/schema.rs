@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::account::Account;
 use crate::budget::{DriverPref, Enforcement, ServerRequest, Share};
 use crate::cpu::CpuMax;
 use crate::glob::Glob;
@@ -66,6 +67,10 @@ pub(crate) struct ServerKeys {
     pub(crate) share: Opt<Share>,
     pub(crate) max_instances: Opt<Count<u32>>,
     pub(crate) weight: Opt<u32>,
+    pub(crate) no_new_privs: Opt<bool>,
+    pub(crate) drop_capabilities: Opt<bool>,
+    pub(crate) user: Opt<Account>,
+    pub(crate) group: Opt<Account>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,6 +147,10 @@ pub(crate) const DEFAULTS_KEYS: &[&str] = &[
     "share",
     "max_instances",
     "weight",
+    "no_new_privs",
+    "drop_capabilities",
+    "user",
+    "group",
 ];
 pub(crate) const SERVER_KEYS: &[&str] = &[
     "memory_max",
@@ -157,6 +166,10 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "share",
     "max_instances",
     "weight",
+    "no_new_privs",
+    "drop_capabilities",
+    "user",
+    "group",
     "match",
 ];
 
@@ -259,6 +272,9 @@ mod tests {
         assert_eq!(sections_with_key("floor"), ["[session]"]);
         assert_eq!(sections_with_key("weight"), ["[defaults]", "[server.NAME]"]);
         assert_eq!(sections_with_key("match"), ["[server.NAME]"]);
+        for key in ["no_new_privs", "drop_capabilities", "user", "group"] {
+            assert_eq!(sections_with_key(key), ["[defaults]", "[server.NAME]"], "{key}");
+        }
         assert_eq!(sections_with_key("memory_max").len(), 4);
     }
 }

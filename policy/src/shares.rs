@@ -241,8 +241,15 @@ mod tests {
     }
 
     // ---- property tests ---------------------------------------------------
+    //
+    // proptest generates the cases and shrinks a failure to a small one.
+    // The generators aim at the edges: small totals exercise rounding, huge
+    // ones overflow; floors and caps land below, around and above the total
+    // and each other; weights are zero, small, large and huge.
 
-    use crate::test_rng::Rng;
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, TestRunner};
 
     #[derive(Clone, Debug)]
     struct Case {
@@ -258,93 +265,80 @@ mod tests {
         }
     }
 
-    fn weight(rng: &mut Rng) -> u64 {
-        match rng.below(5) {
-            0 => rng.below(3),
-            1 | 2 => 1 + rng.below(10),
-            3 => 1 + rng.below(100_000),
-            _ => rng.next() >> rng.below(64),
-        }
+    fn weight() -> impl Strategy<Value = u64> {
+        prop_oneof![0..3u64, 1..11u64, 1..100_001u64, (any::<u64>(), 0..64u32).prop_map(|(w, s)| w >> s)]
     }
 
-    /// Small totals exercise rounding, huge ones overflow; floors and caps
-    /// land below, around and above the total and each other.
-    fn generate(rng: &mut Rng) -> Case {
-        let total = match rng.below(4) {
-            0 => rng.below(1_000),
-            1 => rng.below(64 * GIB),
-            2 => 8 * GIB,
-            _ => rng.next(),
-        };
-        let n = rng.below(9) as usize;
-        let weights = (0..n).map(|_| weight(rng)).collect();
-        let floor = match rng.below(5) {
-            0 => 0,
-            1 => total / (1 + rng.below(20)),
-            2 => total / 10,
-            3 => rng.below(total.saturating_add(1)),
-            _ => rng.next(),
-        };
-        let cap = match rng.below(5) {
-            0 => total,
-            1 => total / (1 + rng.below(8)),
-            2 => u64::MAX,
-            3 => rng.below(total.saturating_add(1)),
-            _ => rng.next(),
-        };
-        Case { total, weights, floor, cap }
+    /// A value "below, around or above" `of`.
+    fn relative_to(of: u64, around: u64) -> impl Strategy<Value = u64> {
+        prop_oneof![Just(0), (1..21u64).prop_map(move |d| of / d), Just(around), 0..=of, any::<u64>()]
     }
 
-    fn cases(seed: u64, count: usize) -> impl Iterator<Item = Case> {
-        let mut rng = Rng(seed);
-        (0..count).map(move |_| generate(&mut rng))
+    fn case() -> impl Strategy<Value = Case> {
+        let total = prop_oneof![0..1_000u64, 0..64 * GIB, Just(8 * GIB), any::<u64>()];
+        total.prop_flat_map(|total| {
+            let cap = prop_oneof![
+                Just(total),
+                (1..9u64).prop_map(move |d| total / d),
+                Just(u64::MAX),
+                0..=total,
+                any::<u64>()
+            ];
+            (prop::collection::vec(weight(), 0..9), relative_to(total, total / 10), cap)
+                .prop_map(move |(weights, floor, cap)| Case { total, weights, floor, cap })
+        })
     }
 
-    const CASES: usize = 5_000;
+    const CASES: u32 = 2_000;
 
-    #[test]
-    fn every_share_is_between_the_floor_and_the_cap() {
-        for c in cases(1, CASES) {
+    fn config() -> Config {
+        Config { cases: CASES, failure_persistence: None, ..Config::default() }
+    }
+
+    /// `count` cases from the same generator, for the checks that the
+    /// generator reaches what the properties are about.
+    fn sample(count: usize) -> Vec<Case> {
+        let mut runner = TestRunner::deterministic();
+        (0..count).map(|_| case().new_tree(&mut runner).expect("a case").current()).collect()
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn every_share_is_between_the_floor_and_the_cap(c in case()) {
             let shares = c.shares();
-            assert_eq!(shares.len(), c.weights.len(), "{c:?}");
+            prop_assert_eq!(shares.len(), c.weights.len());
             let floor = c.floor.min(c.cap);
-            assert!(shares.iter().all(|&s| floor <= s && s <= c.cap), "{c:?}: {shares:?}");
+            prop_assert!(shares.iter().all(|&s| floor <= s && s <= c.cap), "{:?}", shares);
             for (&w, &s) in c.weights.iter().zip(&shares) {
                 if w == 0 {
-                    assert_eq!(s, floor, "{c:?}: {shares:?}");
+                    prop_assert_eq!(s, floor);
                 }
             }
         }
-    }
 
-    #[test]
-    fn shares_fit_the_total_and_use_it_unless_all_are_capped() {
-        let mut handed_on = 0;
-        for c in cases(2, CASES) {
+        #[test]
+        fn shares_fit_the_total_and_use_it_unless_all_are_capped(c in case()) {
             let shares = c.shares();
             let n = shares.len() as u128;
             let floor = c.floor.min(c.cap);
             let sum: u128 = shares.iter().map(|&s| u128::from(s)).sum();
             let total = u128::from(c.total);
             if n * u128::from(floor) > total {
-                assert!(shares.iter().all(|&s| s == floor), "{c:?}: {shares:?}");
-                continue;
-            }
-            assert!(sum <= total, "{c:?}: {shares:?}");
-            let room_left = c.weights.iter().zip(&shares).any(|(&w, &s)| w > 0 && s < c.cap);
-            if room_left {
-                // Rounding down loses less than a byte per session.
-                assert!(total - sum < n, "{c:?}: {shares:?} sum to {sum}");
-                handed_on += usize::from(shares.contains(&c.cap));
+                prop_assert!(shares.iter().all(|&s| s == floor), "{:?}", shares);
+            } else {
+                prop_assert!(sum <= total, "{:?}", shares);
+                let room_left = c.weights.iter().zip(&shares).any(|(&w, &s)| w > 0 && s < c.cap);
+                if room_left {
+                    // Rounding down loses less than a byte per session.
+                    prop_assert!(total - sum < n, "{:?} sum to {}", shares, sum);
+                }
             }
         }
-        assert!(handed_on > 200, "only {handed_on} cases had a capped session handing on");
-    }
 
-    #[test]
-    fn sessions_between_floor_and_cap_are_proportional_to_their_weights() {
-        let mut compared = 0;
-        for c in cases(3, CASES) {
+        #[test]
+        fn sessions_between_floor_and_cap_are_proportional_to_their_weights(c in case()) {
             let shares = c.shares();
             let floor = c.floor.min(c.cap);
             let between = |s: u64| floor < s && s < c.cap;
@@ -353,12 +347,8 @@ mod tests {
             for (i, &(wi, si)) in sessions.iter().enumerate() {
                 for &(wj, sj) in &sessions[i + 1..] {
                     // Heavier never gets less.
-                    if wi >= wj {
-                        assert!(si >= sj, "{c:?}: {shares:?}");
-                    }
-                    if wj >= wi {
-                        assert!(sj >= si, "{c:?}: {shares:?}");
-                    }
+                    prop_assert!(wi < wj || si >= sj, "{:?}", shares);
+                    prop_assert!(wj < wi || sj >= si, "{:?}", shares);
                 }
                 if !between(si as u64) {
                     continue;
@@ -366,81 +356,93 @@ mod tests {
                 // si = floor(wi·λ): wi·λ - 1 < si <= wi·λ.
                 for &(wj, sj) in &sessions {
                     if between(sj as u64) {
-                        compared += 1;
-                        assert!(si * wj <= sj * wi + wi.max(wj), "{c:?}: {shares:?}");
+                        prop_assert!(si * wj <= sj * wi + wi.max(wj), "{:?}", shares);
                     } else if wj > 0 && sj == u128::from(c.cap) {
                         // Capped: wj·λ >= cap, and λ < (si + 1) / wi.
-                        assert!(sj * wi < (si + 1) * wj, "{c:?}: {shares:?}");
+                        prop_assert!(sj * wi < (si + 1) * wj, "{:?}", shares);
                     } else if wj > 0 && sj == u128::from(floor) {
                         // At the floor: wj·λ < floor + 1, and λ >= si / wi.
-                        assert!(si * wj < (sj + 1) * wi, "{c:?}: {shares:?}");
+                        prop_assert!(si * wj < (sj + 1) * wi, "{:?}", shares);
                     }
                 }
             }
         }
-        assert!(compared > 1_000, "only {compared} comparisons");
-    }
 
-    #[test]
-    fn more_weight_never_lowers_a_share_nor_raises_the_others() {
-        let mut rng = Rng(4);
-        for c in cases(5, CASES).filter(|c| !c.weights.is_empty()) {
+        #[test]
+        fn more_weight_never_lowers_a_share_nor_raises_the_others(
+            c in case().prop_filter("a session", |c| !c.weights.is_empty()),
+            pick in any::<prop::sample::Index>(),
+            extra in weight(),
+        ) {
             let before = c.shares();
-            let i = rng.below(c.weights.len() as u64) as usize;
+            let i = pick.index(c.weights.len());
             let mut heavier = c.clone();
-            let step = weight(&mut rng).max(1);
-            heavier.weights[i] = heavier.weights[i].saturating_add(1 + rng.below(step));
+            heavier.weights[i] = heavier.weights[i].saturating_add(extra.max(1));
             let after = heavier.shares();
-            assert!(after[i] >= before[i], "{c:?} -> {heavier:?}: {before:?} -> {after:?}");
+            prop_assert!(after[i] >= before[i], "{:?} -> {:?}", before, after);
             for j in (0..before.len()).filter(|&j| j != i) {
-                assert!(after[j] <= before[j], "{c:?} -> {heavier:?}: {before:?} -> {after:?}");
+                prop_assert!(after[j] <= before[j], "{:?} -> {:?}", before, after);
             }
         }
-    }
 
-    #[test]
-    fn a_new_session_never_raises_another_share() {
-        let mut rng = Rng(6);
-        for c in cases(7, CASES) {
+        #[test]
+        fn a_new_session_never_raises_another_share(c in case(), at in any::<prop::sample::Index>(), w in weight()) {
             let before = c.shares();
-            let at = rng.below(c.weights.len() as u64 + 1) as usize;
+            let at = at.index(c.weights.len() + 1);
             let mut more = c.clone();
-            more.weights.insert(at, weight(&mut rng));
+            more.weights.insert(at, w);
             let mut after = more.shares();
             after.remove(at);
-            assert!(after.iter().zip(&before).all(|(a, b)| a <= b), "{c:?} + {more:?}: {before:?} -> {after:?}");
+            prop_assert!(after.iter().zip(&before).all(|(a, b)| a <= b), "{:?} -> {:?}", before, after);
         }
-    }
 
-    #[test]
-    fn the_order_of_sessions_does_not_matter() {
-        let mut rng = Rng(8);
-        for c in cases(9, CASES) {
+        #[test]
+        fn the_order_of_sessions_does_not_matter(c in case(), seed in any::<u64>()) {
             let shares = c.shares();
+            // A permutation from the seed (Fisher-Yates over a simple LCG).
             let mut order: Vec<usize> = (0..c.weights.len()).collect();
+            let mut x = seed;
             for k in (1..order.len()).rev() {
-                order.swap(k, rng.below(k as u64 + 1) as usize);
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                order.swap(k, (x >> 33) as usize % (k + 1));
             }
             let shuffled = Case { weights: order.iter().map(|&k| c.weights[k]).collect(), ..c.clone() };
             let expected: Vec<u64> = order.iter().map(|&k| shares[k]).collect();
-            assert_eq!(shuffled.shares(), expected, "{c:?}");
+            prop_assert_eq!(shuffled.shares(), expected);
         }
-    }
 
-    #[test]
-    fn scaled_session_high_never_exceeds_the_share() {
-        let mut rng = Rng(10);
-        for _ in 0..CASES {
-            let max = 1 + rng.below(u64::MAX);
-            let high = rng.below(max.saturating_add(1));
-            let share = rng.next() >> rng.below(64);
+        #[test]
+        fn scaled_session_high_never_exceeds_the_share(
+            (max, high) in (1..=u64::MAX).prop_flat_map(|max| (Just(max), 0..=max)),
+            share in (any::<u64>(), 0..64u32).prop_map(|(s, k)| s >> k),
+        ) {
             let limits = Limits { memory_max: Some(max), memory_high: Some(high), ..Limits::default() };
-            let scaled = session_high(share, &limits).unwrap();
-            assert!(scaled <= share);
+            let scaled = session_high(share, &limits).expect("a high");
+            prop_assert!(scaled <= share);
             // The ratio is kept to within a byte.
             let lhs = u128::from(scaled) * u128::from(max);
             let exact = u128::from(share) * u128::from(high);
-            assert!(lhs <= exact && exact < lhs + u128::from(max), "{share} {high} {max}");
+            prop_assert!(lhs <= exact && exact < lhs + u128::from(max), "{} {} {}", share, high, max);
         }
+    }
+
+    /// The properties above mean little unless the generator reaches the
+    /// cases they are about: capped sessions handing their share on, and
+    /// sessions strictly between floor and cap to compare.
+    #[test]
+    fn the_generator_reaches_capped_and_proportional_sessions() {
+        let (mut handed_on, mut between) = (0, 0);
+        for c in sample(5_000) {
+            let shares = c.shares();
+            let floor = c.floor.min(c.cap);
+            let fits = (shares.len() as u128) * u128::from(floor) <= u128::from(c.total);
+            let room_left = c.weights.iter().zip(&shares).any(|(&w, &s)| w > 0 && s < c.cap);
+            if fits && room_left && shares.contains(&c.cap) {
+                handed_on += 1;
+            }
+            between += shares.iter().filter(|&&s| floor < s && s < c.cap).count();
+        }
+        assert!(handed_on > 100, "only {handed_on} cases had a capped session handing on");
+        assert!(between > 1_000, "only {between} sessions between floor and cap");
     }
 }

@@ -86,9 +86,10 @@ pub fn unavailable() -> Option<String> {
 }
 
 /// The policy the kernel tests start from: the harness default, and no admission check on
-/// memory pressure. The global cgroup is shared by every test of one guest boot, and the PSI
-/// average it is judged by (`some avg10`) still carries the previous test's throttling or OOM
-/// for several seconds: a test about a limit must not be refused (exit 122) because of that.
+/// memory pressure. The global cgroup is shared by every test of one guest boot: a test about
+/// a limit must not be refused (exit 122) for the pressure of what the previous test left
+/// stalling. (Admission judges the present when the average is high; that is tested on its own
+/// in kernel_admission_pressure.rs.)
 pub fn policy() -> Policy {
     Policy::default().set_in("global", "max_pressure", "\"max\"")
 }
@@ -129,9 +130,10 @@ impl Cgroup {
         Some(Cgroup::new(Path::new(MOUNT).join(rel.trim_start_matches('/'))))
     }
 
-    /// `GLOBAL/s-SESSION`, as the runner names a session's cgroup.
+    /// `GLOBAL/s-SESSION`, as the runner names a session's cgroup (the id itself when it is a
+    /// safe name, else a cleaned prefix and a hash: see [`crate::names`]).
     pub fn session(global: &Cgroup, session: &str) -> Cgroup {
-        global.child(&format!("s-{session}"))
+        global.child(&crate::names::session_cgroup_name(session))
     }
 
     pub fn child(&self, name: &str) -> Cgroup {
@@ -194,6 +196,17 @@ impl Cgroup {
     /// `populated` of cgroup.events: a process lives here or below.
     pub fn populated(&self) -> bool {
         self.counters("cgroup.events").get("populated") > 0
+    }
+
+    /// `some avg10` of memory.pressure: the share of the last ~10 s in which a task of this
+    /// cgroup or below stalled on memory, percent (a decaying average, updated every 2 s).
+    pub fn memory_pressure_avg10(&self) -> f64 {
+        let text = self.read("memory.pressure");
+        text.lines()
+            .find(|l| l.starts_with("some "))
+            .and_then(|l| l.split_whitespace().find_map(|kv| kv.strip_prefix("avg10=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{}/memory.pressure: no some avg10 in {text:?}", self.path.display()))
     }
 
     /// Waits until `cond` holds for the counters of `file`, woken by the kernel's

@@ -28,7 +28,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+pub mod fault;
 pub mod kernel;
+pub mod names;
 mod procview;
 pub mod systemd;
 

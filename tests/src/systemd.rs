@@ -13,7 +13,8 @@
 //! the runner's own `mcp-runner-supervisor-<pid>-<start>.scope`, where `<pid>-<start>` is the
 //! runner's identity (its marker `<pid>.<start>`) and names keep only `[A-Za-z0-9_]` (a dash in
 //! a slice name means nesting, so systemd puts `mcp-runner.slice` inside an implicit
-//! `mcp.slice`).
+//! `mcp.slice`). A session id that is not already such a word gets a hash of itself in its
+//! slice name, so that distinct sessions never share a slice ([`crate::names::slice_word`]).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -182,8 +183,8 @@ impl Props {
 // ---------------------------------------------------------------------------------------------
 // Unit names
 
-/// A name as the driver makes it one unit-name word: `[A-Za-z0-9]` kept, the rest `_`, at most
-/// 48 characters.
+/// A server name as the driver makes it one unit-name word in its scope's name: `[A-Za-z0-9]`
+/// kept, the rest `_`, at most 48 characters (the runner's identity makes the scope unique).
 pub fn word(raw: &str) -> String {
     let w: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).take(48).collect();
     if w.is_empty() { "_".into() } else { w }
@@ -202,7 +203,7 @@ impl RunnerUnits {
     pub fn of(runner: &RunnerProc, session: &str, name: &str) -> RunnerUnits {
         let (pid, start) = runner.marker.split_once('.').expect("marker is <pid>.<start>");
         RunnerUnits {
-            session_slice: format!("mcp-runner-{}.slice", word(session)),
+            session_slice: format!("mcp-runner-{}.slice", crate::names::slice_word(session)),
             server_scope: format!("mcp-runner-{}-{pid}-{start}.scope", word(name)),
             runner_scope: format!("mcp-runner-supervisor-{pid}-{start}.scope"),
         }

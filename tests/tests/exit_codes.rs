@@ -1,7 +1,9 @@
 //! The runner's exit code tells what happened (see the contract): the server's own code, 128+N
 //! for a signal, 127/126 for exec failures, 2 for an invalid policy, 122 for a refusal.
 
+use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -81,6 +83,36 @@ fn require_kernel_without_kernel_enforcement_gives_122() {
     runner.assert_exit(122, None);
     assert_runner_message(&mut runner);
     assert_not_spawned(&witness);
+}
+
+#[test]
+fn issue_9_a_non_utf8_policy_variable_is_a_path_like_any_other() {
+    // See: issue 9, finding 7
+    let fx = Fixture::new(&Policy::default());
+    let (cmd, witness) = spawn_witness(&fx);
+    let run = |policy: &Path| {
+        let mut args = vec!["run".to_owned(), "--name".to_owned(), "latin1".to_owned(), "--".to_owned()];
+        args.extend(cmd.iter().cloned());
+        let mut command = fx.command(&args);
+        command.env("MCP_RUNNER_POLICY", policy);
+        let mut runner = RunnerProc::spawn(command);
+        runner.assert_exit(2, None)
+    };
+    // Missing: the same exit 2 as any missing policy file, naming it (lossily).
+    let missing = fx.dir().join(OsStr::from_bytes(b"no-such-\xff.toml"));
+    let stderr = run(&missing);
+    assert!(stderr.contains(&missing.display().to_string()), "stderr does not name {}:\n{stderr}", missing.display());
+    assert_not_spawned(&witness);
+    // Present (Linux file systems take any bytes): read, and its errors name it.
+    #[cfg(target_os = "linux")]
+    {
+        let bad = fx.dir().join(OsStr::from_bytes(b"bad-\xff.toml"));
+        fs::write(&bad, "[defaults]\npids_maxx = 32\n").unwrap();
+        let stderr = run(&bad);
+        let location = format!("{}:2:1", bad.display());
+        assert!(stderr.contains(&location), "stderr does not name {location}:\n{stderr}");
+        assert_not_spawned(&witness);
+    }
 }
 
 fn assert_not_spawned(witness: &Path) {

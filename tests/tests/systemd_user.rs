@@ -129,7 +129,7 @@ fn cgroupfs_in_a_delegated_user_scope_builds_its_tree_beside_supervisor() {
     );
     let scope = Cgroup::new(format!("{MOUNT}{scope_rel}"));
     let global = scope.child("mcp-runner");
-    let session_cg = global.child(&format!("s-{session}"));
+    let session_cg = Cgroup::session(&global, &session);
     let leaf = session_cg.child(&format!("leak.{}", leaker.marker));
     assert_eq!(
         cgroup_of(server).map(|c| format!("{MOUNT}{c}")),

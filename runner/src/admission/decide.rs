@@ -6,7 +6,7 @@ use std::fmt;
 use mcp_runner_policy::format_bytes;
 
 use super::census::Census;
-pub use crate::driver::levels::Measured;
+pub use crate::driver::levels::{Measured, Pressure};
 
 /// The caps from the policy that admission checks.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17,6 +17,18 @@ pub struct Caps {
     pub max_instances: Option<u32>,
     pub min_headroom: u64,
     pub max_pressure: Option<f64>,
+}
+
+impl Caps {
+    /// Whether the policy asks admission to check anything at all: any count
+    /// cap, a headroom or a pressure limit. Only a policy that checks nothing
+    /// may run a server when admission cannot be decided.
+    pub fn any(&self) -> bool {
+        let Caps { max_servers, max_sessions, session_max_servers, max_instances, min_headroom, max_pressure } = self;
+        [max_servers, max_sessions, session_max_servers, max_instances].iter().any(|c| c.is_some())
+            || *min_headroom > 0
+            || max_pressure.is_some()
+    }
 }
 
 /// Who asks.
@@ -41,6 +53,21 @@ pub struct Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+impl Refusal {
+    /// Admission cannot be decided (the state directory, its lock or this
+    /// runner's record cannot be used) and the policy has caps to check:
+    /// refused rather than started unchecked.
+    pub fn unavailable(why: impl fmt::Display) -> Refusal {
+        Refusal {
+            cap: "state_dir",
+            current: 0.0,
+            limit: 0.0,
+            unit: "none",
+            message: format!("admission control is unavailable: {why}"),
+        }
     }
 }
 
@@ -108,17 +135,15 @@ pub fn admit(census: &Census, caps: &Caps, m: &Measured, req: &Request<'_>) -> R
             });
         }
     }
-    if let (Some(limit), Some((pressure, place))) = (caps.max_pressure, &m.pressure)
-        && *pressure > limit
+    if let (Some(limit), Some(Pressure { percent, source })) = (caps.max_pressure, &m.pressure)
+        && *percent > limit
     {
         return Err(Refusal {
             cap: "max_pressure",
-            current: *pressure,
+            current: *percent,
             limit,
             unit: "percent",
-            message: format!(
-                "memory pressure {pressure:.1}% (PSI some avg10 of {place}) is above max_pressure {limit:.0}%"
-            ),
+            message: format!("memory pressure {percent:.1}% ({source}) is above max_pressure {limit:.0}%"),
         });
     }
     Ok(())
@@ -157,7 +182,10 @@ mod tests {
         let req = |s: &'static str, n: Option<&'static str>| Request { session: s, name: n };
         let none = Measured::default();
         let tight = Measured { session_free: Some((10 << 20, 1 << 30, "/x".into())), ..Measured::default() };
-        let pressed = Measured { pressure: Some((57.0, "/g".into())), ..Measured::default() };
+        let pressed = Measured {
+            pressure: Some(Pressure { percent: 57.0, source: "PSI some over the last 1.0 s of /g".into() }),
+            ..Measured::default()
+        };
         let rows: Vec<(Census, Measured, Request<'_>, Option<&str>)> = vec![
             (census(&[], &[]), none.clone(), req("a", None), None),
             (census(&[("a", 2), ("b", 2)], &[]), none.clone(), req("a", None), Some("max_servers")),
@@ -191,15 +219,53 @@ mod tests {
         );
     }
 
+    /// The refusal names the measure it judged (the driver's words), not
+    /// one it did not: the message once said "PSI some avg10" whatever
+    /// was read.
+    // See: issue 9, finding 9.
+    #[test]
+    fn issue_9_pressure_refusals_name_their_measure() {
+        let m = Measured {
+            pressure: Some(Pressure {
+                percent: 97.3,
+                source: "PSI some over the last 1.0 s of /sys/fs/cgroup/mcp-runner".into(),
+            }),
+            ..Default::default()
+        };
+        let e = admit(&census(&[], &[]), &caps(), &m, &Request { session: "a", name: None }).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "memory pressure 97.3% (PSI some over the last 1.0 s of /sys/fs/cgroup/mcp-runner) is above max_pressure 40%"
+        );
+        assert_eq!((e.cap, e.current, e.limit, e.unit), ("max_pressure", 97.3, 40.0, "percent"));
+    }
+
     #[test]
     fn no_caps_admit_anything() {
         let c = census(&[("a", 1000)], &[("x", 1000)]);
         let m = Measured {
-            pressure: Some((99.0, "/".into())),
+            pressure: Some(Pressure { percent: 99.0, source: "/".into() }),
             session_free: Some((0, 1, "/".into())),
             ..Default::default()
         };
         let caps = Caps::default();
+        assert!(!caps.any());
         assert_eq!(admit(&c, &caps, &m, &Request { session: "a", name: Some("x") }), Ok(()));
+    }
+
+    #[test]
+    fn any_cap_counts() {
+        let none = Caps::default();
+        let each = [
+            Caps { max_servers: Some(1), ..none.clone() },
+            Caps { max_sessions: Some(1), ..none.clone() },
+            Caps { session_max_servers: Some(1), ..none.clone() },
+            Caps { max_instances: Some(1), ..none.clone() },
+            Caps { min_headroom: 1, ..none.clone() },
+            Caps { max_pressure: Some(40.0), ..none.clone() },
+        ];
+        for c in each {
+            assert!(c.any(), "{c:?}");
+        }
     }
 }

@@ -2,13 +2,11 @@
 //! started at the same moment would all count the same 10 live servers
 //! and all start.
 
-use std::fs::{File, OpenOptions};
-use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::state::StateDir;
+use crate::state::{StateDir, StateError};
 
 /// Held from the census to the record's registration.
 pub struct AdmissionLock {
@@ -18,13 +16,9 @@ pub struct AdmissionLock {
 /// Takes the exclusive lock on `<state dir>/admission.lock`, waiting for
 /// it. The kernel drops an flock when its holder dies, so a SIGKILLed
 /// runner never leaves it held.
-pub fn lock(dir: &StateDir) -> io::Result<AdmissionLock> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(dir.path().join("admission.lock"))?;
-    let guard = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
+pub fn lock(dir: &StateDir) -> Result<AdmissionLock, StateError> {
+    let file = dir.lock_file()?;
+    let guard = Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| StateError::Lock { path: dir.path().join("admission.lock"), err: e.into() })?;
     Ok(AdmissionLock { _guard: guard })
 }

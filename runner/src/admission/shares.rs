@@ -30,17 +30,16 @@ pub fn plan(census: &Census, budget: &Effective) -> Vec<(String, Option<u64>)> {
 }
 
 /// Recomputes and writes every live session's share. Best effort. `leaving`
-/// is the session of a runner that just ended: if no server of it remains,
-/// the driver releases it.
+/// is the session of a runner that just ended: the driver releases its
+/// place unless a live session still uses it.
 pub fn rebalance(dir: &StateDir, levels: &dyn Levels, budget: &Effective, leaving: Option<&str>) {
     let Ok(_held) = lock::lock(dir) else { return };
     let census = Census::of(&dir.live_records());
-    if let Some(session) = leaving
-        && !census.sessions.contains(session)
-    {
-        levels.release_session(session);
+    if let Some(session) = leaving {
+        levels.release_session(session, &census.sessions);
     }
     let plan = plan(&census, budget);
+    crate::fault::point("rebalance-locked");
     levels.set_shares(&plan);
     tracing::debug!(sessions = plan.len(), "session shares rebalanced");
 }

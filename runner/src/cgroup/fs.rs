@@ -19,6 +19,10 @@ pub enum CgroupIoError {
     Rmdir { path: PathBuf, err: io::Error },
     #[error("controller `{controller}` is not available in {dir} (not enabled by its parent, or not delegated)")]
     MissingController { controller: String, dir: PathBuf },
+    /// The controller is there and refused the write: a value out of its
+    /// range (EINVAL), a busy state (EBUSY), a file its owner keeps (EACCES).
+    #[error("failed to write {data} to {path}: {err} (the `{controller}` controller refused it)")]
+    Refused { controller: String, path: PathBuf, data: String, err: io::Error },
 }
 
 impl CgroupIoError {
@@ -27,7 +31,8 @@ impl CgroupIoError {
             CgroupIoError::Read { err, .. }
             | CgroupIoError::Write { err, .. }
             | CgroupIoError::Mkdir { err, .. }
-            | CgroupIoError::Rmdir { err, .. } => err.raw_os_error(),
+            | CgroupIoError::Rmdir { err, .. }
+            | CgroupIoError::Refused { err, .. } => err.raw_os_error(),
             CgroupIoError::MissingController { .. } => None,
         }
     }
@@ -77,18 +82,27 @@ impl CgroupDir {
     }
 
     /// Replaces a raw ENOENT/EACCES/EPERM on a controller file with the
-    /// reason: the controller is not enabled for this cgroup.
+    /// reason: the controller is not enabled for this cgroup. Any other
+    /// failed write to a controller file names the controller.
     fn diagnose(&self, name: &str, data: &str, err: io::Error) -> CgroupIoError {
         let controller = name.split('.').next().unwrap_or("");
         let is_controller_file = !matches!(controller, "cgroup" | "");
+        if !is_controller_file {
+            return CgroupIoError::Write { path: self.file(name), data: data.to_string(), err };
+        }
         let suspicious = matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied);
-        if is_controller_file && suspicious {
+        if suspicious {
             let enabled = self.read("cgroup.controllers").unwrap_or_default();
             if !enabled.split_ascii_whitespace().any(|c| c == controller) {
                 return CgroupIoError::MissingController { controller: controller.to_string(), dir: self.path.clone() };
             }
         }
-        CgroupIoError::Write { path: self.file(name), data: data.to_string(), err }
+        CgroupIoError::Refused {
+            controller: controller.to_string(),
+            path: self.file(name),
+            data: data.to_string(),
+            err,
+        }
     }
 
     /// Creates the directory; an existing one is fine.
@@ -190,9 +204,16 @@ pub(crate) mod tests {
         let e = d.diagnose("memory.max", "100", enoent);
         assert!(matches!(&e, CgroupIoError::MissingController { controller, .. } if controller == "memory"), "{e}");
         assert!(e.to_string().starts_with("controller `memory` is not available in "), "{e}");
-        // An enabled controller keeps the raw error, and so do cgroup.* files.
-        let e = d.diagnose("pids.max", "5", io::Error::from_raw_os_error(13));
-        assert!(matches!(e, CgroupIoError::Write { .. }), "{e}");
+        // An enabled controller that refuses is named with the raw error;
+        // cgroup.* files keep the raw error alone.
+        let e = d.diagnose("pids.max", "5000000", io::Error::from_raw_os_error(22));
+        assert!(matches!(e, CgroupIoError::Refused { .. }), "{e}");
+        assert!(e.to_string().starts_with("failed to write 5000000 to "), "{e}");
+        assert!(
+            e.to_string().ends_with("/pids.max: Invalid argument (os error 22) (the `pids` controller refused it)"),
+            "{e}"
+        );
+        assert_eq!(e.errno(), Some(22));
         let e = d.diagnose("cgroup.kill", "1", io::Error::from_raw_os_error(2));
         assert!(matches!(e, CgroupIoError::Write { .. }), "{e}");
         fs::remove_dir_all(d.path()).ok();

@@ -63,8 +63,26 @@ pub fn events(dir: &CgroupDir) -> Result<MemoryEvents, CgroupIoError> {
 /// `some avg10` of a PSI file: the share of the last ~10 s in which at
 /// least one task stalled on memory, in percent.
 pub fn some_avg10(text: &str) -> Option<f64> {
+    psi_some(text).map(|s| s.avg10)
+}
+
+/// The `some` line of a PSI file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PsiSome {
+    /// Percent of the last ~10 s with at least one task stalled: a
+    /// decaying average, updated every 2 s, that takes 10 s and more to
+    /// forget a stall.
+    pub avg10: f64,
+    /// Microseconds stalled since the cgroup was made: read twice, it says
+    /// how much of the time in between was stalled.
+    pub total_us: u64,
+}
+
+/// `some avg10=A avg60=B avg300=C total=T`.
+pub fn psi_some(text: &str) -> Option<PsiSome> {
     let line = text.lines().find(|l| l.starts_with("some "))?;
-    line.split_ascii_whitespace().find_map(|kv| kv.strip_prefix("avg10=")).and_then(|v| v.parse().ok())
+    let field = |key: &str| line.split_ascii_whitespace().find_map(|kv| kv.strip_prefix(key));
+    Some(PsiSome { avg10: field("avg10=")?.parse().ok()?, total_us: field("total=")?.parse().ok()? })
 }
 
 /// How often this cgroup's own memory.max invoked the OOM killer
@@ -91,6 +109,9 @@ mod tests {
         assert_eq!(some_avg10(t), Some(43.55));
         assert_eq!(some_avg10("full avg10=1.00 avg60=0 avg300=0 total=0\n"), None);
         assert_eq!(some_avg10(""), None);
+        assert_eq!(psi_some(t), Some(PsiSome { avg10: 43.55, total_us: 7129749 }));
+        assert_eq!(psi_some("some avg10=1.00 avg60=0 avg300=0\n"), None, "no total");
+        assert_eq!(psi_some("some avg10=x avg60=0 avg300=0 total=1\n"), None);
     }
 
     #[test]

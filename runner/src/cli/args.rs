@@ -59,7 +59,7 @@ pub enum Command {
     ///
     /// Rewrites the mcpServers of a Claude Desktop, Claude Code (.mcp.json,
     /// ~/.claude.json) or Cursor config so that each local server runs as
-    /// `mcp-runner run --name NAME -- COMMAND ARGS...`. Remote servers are
+    /// `mcp-runner run --name=NAME -- COMMAND ARGS...`. Remote servers are
     /// left alone, a second run changes nothing, the first change saves
     /// CONFIG.mcp-runner.bak, and --undo turns the servers back.
     Wrap(WrapArgs),
@@ -186,6 +186,34 @@ mod tests {
         let r = run_args(&["run", "--name", "gh", "--", "npx", "-y", "--name", "x"]);
         assert_eq!(r.name.as_deref(), Some("gh"));
         assert_eq!(r.command, ["npx", "-y", "--name", "x"].map(OsString::from));
+    }
+
+    #[test]
+    fn issue_9_a_name_in_one_argument_is_never_a_flag() {
+        // See: issue 9, finding 5
+        let r = run_args(&["run", "--name=--policy=/x", "--", "node"]);
+        assert_eq!(r.name.as_deref(), Some("--policy=/x"));
+        assert_eq!(r.policy, None);
+        assert_eq!(run_args(&["run", "--name=--", "--", "node"]).name.as_deref(), Some("--"));
+    }
+
+    #[test]
+    fn wrap_knows_every_run_option_that_takes_a_value() {
+        // `wrap --undo` skips these options' values to find the `--` before
+        // the server's command (`crate::wrap`, RUN_OPTIONS_WITH_VALUE).
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("run");
+        let mut taking: Vec<String> = run
+            .get_arguments()
+            .chain(cli.get_arguments().filter(|a| a.is_global_set()))
+            .filter(|a| a.get_long().is_some() && a.get_action().takes_values())
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect();
+        taking.sort();
+        let mut known = crate::wrap::RUN_OPTIONS_WITH_VALUE.map(str::to_owned).to_vec();
+        known.sort();
+        assert_eq!(taking, known);
     }
 
     #[test]

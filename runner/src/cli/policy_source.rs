@@ -3,6 +3,7 @@
 //! `/etc/mcp-runner/policy.toml`, then the built-in defaults. A file named
 //! explicitly must exist; the default locations are used only if present.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use mcp_runner_policy::{self as policy, Policy, PolicyError};
@@ -15,7 +16,12 @@ pub enum Source {
 
 /// Picks the policy source. `env` and `home` are parameters so the order is
 /// testable without touching the process environment.
-pub fn locate_with(flag: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Source {
+///
+/// Variables are read as `OsString`: on Unix a path is bytes, and a
+/// non-UTF-8 `MCP_RUNNER_POLICY` is a path like any other, not a variable
+/// to skip (skipping it ran the built-in defaults instead of the file the
+/// user named, or of the error that it is missing).
+pub fn locate_with(flag: Option<&Path>, env: impl Fn(&str) -> Option<OsString>) -> Source {
     if let Some(p) = flag {
         return Source::File(p.to_path_buf());
     }
@@ -39,7 +45,7 @@ pub fn locate_with(flag: Option<&Path>, env: impl Fn(&str) -> Option<String>) ->
 }
 
 pub fn locate(flag: Option<&Path>) -> Source {
-    locate_with(flag, |k| std::env::var(k).ok())
+    locate_with(flag, |k| std::env::var_os(k))
 }
 
 pub fn load(source: &Source) -> Result<Policy, PolicyError> {
@@ -66,8 +72,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env<'a>(m: &'a HashMap<&str, String>) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| m.get(k).cloned()
+    fn env<'a>(m: &'a HashMap<&str, String>) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |k| m.get(k).map(OsString::from)
     }
 
     #[test]
@@ -83,6 +89,21 @@ mod tests {
         assert_eq!(locate_with(None, env(&m)), Source::File("/from/env.toml".into()));
         assert_eq!(locate_with(Some(Path::new("/flag.toml")), env(&m)), Source::File("/flag.toml".into()));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn issue_9_non_utf8_variables_are_paths() {
+        // See: issue 9, finding 7
+        use std::os::unix::ffi::OsStrExt;
+        let latin1 = std::ffi::OsStr::from_bytes(b"/etc/caf\xe9.toml").to_owned();
+        let env = |k: &str| (k == "MCP_RUNNER_POLICY").then(|| latin1.clone());
+        assert_eq!(locate_with(None, env), Source::File(PathBuf::from(&latin1)));
+        let config = std::ffi::OsStr::from_bytes(b"/nonexistent/\xff").to_owned();
+        let env = |k: &str| (k == "XDG_CONFIG_HOME").then(|| config.clone());
+        // An unusable config home falls through to the next candidates, not to a panic.
+        if !Path::new("/etc/mcp-runner/policy.toml").exists() {
+            assert_eq!(locate_with(None, env), Source::Builtin);
+        }
     }
 
     #[test]

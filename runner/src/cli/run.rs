@@ -12,16 +12,19 @@ use super::args::{DriverArg, RunArgs};
 use super::policy_source;
 use super::{Failure, OrExit};
 use crate::admission;
+use crate::admission::decide::Refusal;
 use crate::driver::enforcer::{Enforcer, Placement};
 use crate::driver::levels::{self, Levels};
 use crate::driver::select::Selection;
 use crate::driver::{IMPLEMENTED, select};
 use crate::exit::{self, Outcome};
+use crate::fault;
 use crate::host::HostFacts;
 use crate::os::{
     self,
     spawn::{self, SpawnError, SpawnSpec},
 };
+use crate::privileges;
 use crate::state::sweep::sweep;
 use crate::state::{MARKER_VAR, RunnerRecord, StateDir, marker};
 use crate::supervisor::{self, RecordKeeper, Timeouts};
@@ -43,6 +46,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     for p in &selection.passed_over {
         tracing::info!("not using {p}");
     }
+    // What the server gives up of the runner's privileges: refused or
+    // unresolvable before anything is registered or spawned.
+    let plan = privileges::plan(&budget.server.privileges, &os::creds::facts()).or_exit(exit::REFUSED)?;
+    for note in &plan.notes {
+        tracing::warn!("{note}");
+    }
+    let creds = os::creds::resolve(&plan).or_exit(exit::USAGE)?;
 
     os::become_reaper().or_exit(exit::RUNNER_FAILED)?;
     let table = os::Procs::snapshot();
@@ -52,9 +62,22 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .or_exit(exit::RUNNER_FAILED)?;
     let session = session_id(args.session, &table);
 
-    // The record is what lets `gc` clean up after a SIGKILLed runner; a
-    // server still runs without it, with a warning.
-    let state = StateDir::locate().map_err(|e| tracing::warn!("{e}; crash cleanup by `mcp-runner gc` is off")).ok();
+    // The record is what lets `gc` clean up after a SIGKILLed runner and
+    // what admission counts. A directory someone else could change is never
+    // used; one that cannot be used refuses the server when the policy has
+    // caps (they cannot be checked), and only without caps does the server
+    // run without a record, with a warning.
+    let state = match StateDir::locate() {
+        Ok(dir) => Some(dir),
+        Err(e) if e.is_unsafe() => return Err(anyhow!(e)).or_exit(exit::RUNNER_FAILED),
+        Err(e) if admission::decide::Caps::from_budget(&budget).any() => {
+            return Err(refuse(&Refusal::unavailable(e), args.name.as_deref(), &session));
+        }
+        Err(e) => {
+            tracing::warn!("{e}; the policy sets no caps, so the server runs, but {}", admission::UNCHECKED);
+            None
+        }
+    };
     if let Some(dir) = &state {
         for action in sweep(dir, &table, &|kind| levels::for_kind(kind, &facts, &budget)) {
             tracing::info!("{}", super::gc::describe(&action));
@@ -90,12 +113,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     // built, and gives the session's share back.
     let mut guard = Registered { keeper: state.map(|dir| RecordKeeper { dir, record }), enforcer: None, levels: None };
 
+    fault::point("before-placement");
     let strict = args.driver.is_some_and(|d| d != DriverArg::Auto) || budget.global.driver != DriverPref::Auto;
     let placement = Placement { session: &session, name: args.name.as_deref(), runner: me };
     let enforcer = Enforcer::build(&selection, &facts, &budget, &placement, strict).map_err(|e| {
         let code = if e.kernel_required { exit::REFUSED } else { exit::RUNNER_FAILED };
         Failure { code, error: anyhow!("{e:#}") }
     })?;
+    fault::point("after-placement");
     let levels = enforcer.levels(&facts, &budget);
     // The session's share, now that the driver has (re)written the session
     // cgroup's policy values and before the server can allocate anything.
@@ -111,6 +136,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let mut events =
         os::PlatformEvents::new().context("cannot set up the event source").or_exit(exit::RUNNER_FAILED)?;
     let mut spec = SpawnSpec::new(args.command.clone(), environment(me));
+    os::creds::apply(&creds, &mut spec);
+    tracing::debug!("the server runs with {}", creds.describe());
     enforcer.driver().prepare(&mut spec).or_exit(exit::RUNNER_FAILED)?;
     let started = spawn::spawn(&spec).map_err(|e| spawn_failure(&args.command[0], e)).and_then(|mut child| {
         enforcer.driver().place(&child).or_exit(exit::RUNNER_FAILED)?;
@@ -125,6 +152,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         let _ = nix::sys::wait::waitpid(None, None);
     })?;
     let server = child.pid;
+    fault::point("after-spawn");
     tracing::debug!(pid = server.as_raw(), "server started");
     let driver = enforcer.driver();
     tracing::info!("{}: {}", driver.kind().enforcement(), driver.describe_limits());
@@ -140,6 +168,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             tracing::warn!("{e}");
         }
     }
+    fault::point("after-record");
 
     let timeouts = Timeouts { grace: budget.server.grace, kill_timeout: budget.server.kill_timeout };
     let ended = supervisor::supervise(enforcer.driver(), server, timeouts, guard.keeper.as_mut(), &mut events)
@@ -150,6 +179,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         Outcome::LimitKilled(b) => tracing::error!("server killed for exceeding a limit: {b}"),
         Outcome::Exited(c) => tracing::info!("server exited with code {c}"),
         Outcome::Signaled(s) => tracing::info!("server died of signal {s}"),
+    }
+    if let Some(reason) = ended.reason {
+        tracing::debug!("the runner began the teardown: {reason}");
     }
     if ended.orphans_reaped > 0 {
         tracing::debug!("reaped {} orphans", ended.orphans_reaped);

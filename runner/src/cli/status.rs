@@ -21,11 +21,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode, Failure> {
     let levels_of = |kind| levels::for_kind(kind, &facts, &budget);
     loop {
         let st = status::collect::status(&dir.live_records(), global_cap(&facts, &budget), &levels_of);
-        let body = if args.json {
-            serde_json::to_string_pretty(&st).or_exit(exit::RUNNER_FAILED)? + "\n"
-        } else {
-            render::text(&st)
-        };
+        let body = if args.json { status::json(&st).or_exit(exit::RUNNER_FAILED)? + "\n" } else { render::text(&st) };
         let mut out = std::io::stdout().lock();
         // --watch redraws in place: home the cursor, clear the screen.
         let clear = if args.watch { "\x1b[H\x1b[2J" } else { "" };

@@ -12,6 +12,7 @@ use crate::exit;
 use crate::os::Procs;
 use crate::os::signal_exact;
 use crate::state::{RunnerRecord, StateDir};
+use crate::status::render::shown;
 use crate::sys::Signal;
 
 /// Whether `target` names this runner's session, server name, runner pid
@@ -36,9 +37,9 @@ pub fn stop(target: &str) -> Result<ExitCode, Failure> {
         if signal_exact(&table, r.runner, Signal::SIGTERM) {
             println!(
                 "stopping {} (runner {}, session {})",
-                r.name.as_deref().unwrap_or("server"),
+                shown(r.name.as_deref().unwrap_or("server")),
                 r.runner.pid,
-                r.session
+                shown(&r.session)
             );
         }
     }

@@ -122,11 +122,12 @@ fn systemctl(manager: Manager) -> std::process::Command {
     cmd
 }
 
-/// Asks the manager to reload its unit files, through systemctl: in the
-/// test guest the reply to a Reload sent over our own connection was lost
-/// in 5 of 20 calls (the reload itself happened), while systemctl's were
-/// all answered. Without a reachable manager the file is still in place;
-/// say how to finish by hand.
+/// Asks the manager to reload its unit files, through systemctl, whose
+/// timeout (twice systemd's default) leaves room for slow generators. (Our
+/// own client once lost Reload replies here: systemd had not read the call,
+/// which came in one read with the client's BEGIN; see
+/// `dbus::Connection::authenticate`.) Without a reachable manager the file
+/// is still in place; say how to finish by hand.
 fn reload(manager: Manager) {
     let user = if manager == Manager::User { "--user " } else { "" };
     match systemctl(manager).arg("daemon-reload").status() {

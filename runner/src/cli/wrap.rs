@@ -12,34 +12,28 @@ use anyhow::anyhow;
 use super::args::WrapArgs;
 use super::{Failure, OrExit};
 use crate::exit;
-use crate::wrap::{self, ConfigError, Mode, Plan, file};
+use crate::wrap::file::{self, FileError};
+use crate::wrap::{self, Action, Backup, ConfigError, EditError, Edited};
 
 /// Lines of context around each change in the `--dry-run` diff.
 const DIFF_CONTEXT: usize = 3;
 
 pub fn wrap(a: WrapArgs) -> Result<ExitCode, Failure> {
     let config = a.config.as_path();
-    let text = file::read(config).or_exit(exit::USAGE)?;
-    let backup = file::backup_path(config);
     let runner = a.runner.as_deref().map(utf8).transpose().or_exit(exit::USAGE)?;
-    let plan = if a.undo {
-        // The backup only tells which servers had no `args`: unreadable, it
-        // is no reason to refuse.
-        let saved = file::read_optional(&backup).ok().flatten();
-        wrap::plan(&text, &Mode::Undo { runner, backup: saved.as_deref() })
-    } else {
-        let default;
-        let runner = match runner {
-            Some(r) => r,
-            None => {
-                default = this_binary()?;
-                &default
-            }
-        };
-        wrap::plan(&text, &Mode::Wrap { runner })
-    }
-    .map_err(|e| located(config, e))?;
+    let default;
+    let action = match (a.undo, runner) {
+        (true, runner) => Action::Undo { runner },
+        (false, Some(runner)) => Action::Wrap { runner },
+        (false, None) => {
+            default = this_binary()?;
+            Action::Wrap { runner: &default }
+        }
+    };
+    let edited =
+        wrap::edit(&mut file::ConfigFile::new(config), action, !a.dry_run).map_err(|e| edit_failure(config, e))?;
 
+    let plan = &edited.plan;
     let mut report: String = plan.entries.iter().map(|e| format!("{e}\n")).collect();
     if plan.entries.is_empty() {
         report.push_str(&format!("no mcpServers in {}\n", config.display()));
@@ -47,43 +41,48 @@ pub fn wrap(a: WrapArgs) -> Result<ExitCode, Failure> {
     if a.dry_run {
         // The diff alone on stdout, so that it can go to a file or `patch`.
         let label = config.display().to_string();
-        emit(&mut io::stdout(), &wrap::unified_diff(&text, &plan.text, &label, &label, DIFF_CONTEXT))?;
+        emit(&mut io::stdout(), &wrap::unified_diff(&edited.original, &plan.text, &label, &label, DIFF_CONTEXT))?;
         report.push_str(&format!("dry run: {} was not changed\n", config.display()));
         emit(&mut io::stderr(), &report)?;
         return Ok(ExitCode::SUCCESS);
     }
-    report.push_str(&finish(&a, config, &backup, &text, &plan)?);
+    report.push_str(&outcome(a.undo, config, &edited));
     emit(&mut io::stdout(), &report)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes the config if it changes, and says what happened to it and to
-/// its backup.
-fn finish(a: &WrapArgs, config: &Path, backup: &Path, text: &str, plan: &Plan) -> Result<String, Failure> {
+/// What happened to the config and to its backup.
+fn outcome(undo: bool, config: &Path, edited: &Edited) -> String {
+    let backup = file::backup_path(config);
     let (config_shown, backup_shown) = (config.display(), backup.display());
-    if !plan.changed {
-        return Ok(match (a.undo, backup.exists()) {
+    if !edited.plan.changed {
+        return match (undo, edited.backup) {
             (false, _) => format!("nothing to change in {config_shown}\n"),
-            (true, true) => format!("nothing to undo in {config_shown}; the backup is still at {backup_shown}\n"),
-            (true, false) => format!("nothing to undo in {config_shown}\n"),
-        });
-    }
-    if a.undo {
-        file::write_atomic(config, &plan.text).or_exit(exit::RUNNER_FAILED)?;
-        let kept = if backup.exists() {
-            format!("the backup from before the first wrap is still at {backup_shown}")
-        } else {
-            "no backup was found; the servers were unwrapped from the config itself".to_owned()
+            (true, Backup::None) => format!("nothing to undo in {config_shown}\n"),
+            (true, _) => format!("nothing to undo in {config_shown}; the backup is still at {backup_shown}\n"),
         };
-        return Ok(format!("wrote {config_shown}\n{kept}\n"));
     }
-    // The backup first: if it cannot be saved, the config stays untouched.
-    let created = file::ensure_backup(config, text).or_exit(exit::RUNNER_FAILED)?;
-    file::write_atomic(config, &plan.text).or_exit(exit::RUNNER_FAILED)?;
-    let note = if created { "" } else { " (kept from an earlier run)" };
-    Ok(format!(
-        "wrote {config_shown}\nbackup: {backup_shown}{note}; undo with: mcp-runner wrap --undo {config_shown}\n"
-    ))
+    let mut out = String::new();
+    if edited.attempts > 1 {
+        out.push_str(&format!(
+            "{config_shown} changed while wrap was editing it: its new version was read and edited \
+             (attempt {} of {})\n",
+            edited.attempts,
+            wrap::MAX_ATTEMPTS
+        ));
+    }
+    out.push_str(&format!("wrote {config_shown}\n"));
+    match (undo, edited.backup) {
+        (true, Backup::None) => {
+            out.push_str("no backup was found; the servers were unwrapped from the config itself\n")
+        }
+        (true, _) => out.push_str(&format!("the backup from before the first wrap is still at {backup_shown}\n")),
+        (false, backup) => {
+            let note = if backup == Backup::Created { "" } else { " (kept from an earlier run)" };
+            out.push_str(&format!("backup: {backup_shown}{note}; undo with: mcp-runner wrap --undo {config_shown}\n"));
+        }
+    }
+    out
 }
 
 /// The runner's own absolute path: GUI clients do not search the user's
@@ -98,6 +97,29 @@ fn this_binary() -> Result<String, Failure> {
 /// A path written into a JSON config must be text.
 fn utf8(path: &Path) -> Result<&str, anyhow::Error> {
     path.to_str().ok_or_else(|| anyhow!("{} is not valid UTF-8, so it cannot go into a JSON config", path.display()))
+}
+
+/// A file error with its exit code: what the user has to fix is a usage
+/// error, anything else a failure of the runner.
+fn file_failure(e: FileError) -> Failure {
+    let code = match e {
+        FileError::NotFound { .. } | FileError::NotABackup { .. } => exit::USAGE,
+        FileError::Changed { .. } | FileError::Owner { .. } | FileError::Io { .. } => exit::RUNNER_FAILED,
+    };
+    Failure { code, error: e.into() }
+}
+
+/// An edit's error with its exit code.
+fn edit_failure(config: &Path, e: EditError) -> Failure {
+    match e {
+        // Whatever keeps the config from being read is the caller's to fix.
+        EditError::Read(e) => Failure { code: exit::USAGE, error: e.into() },
+        EditError::Config(e) => located(config, e),
+        EditError::File(e) => file_failure(e),
+        e @ EditError::KeptChanging { .. } => {
+            Failure { code: exit::RUNNER_FAILED, error: anyhow!("{}: {e}", config.display()) }
+        }
+    }
 }
 
 /// A config error as `FILE:LINE:COLUMN: message`, with its exit code.

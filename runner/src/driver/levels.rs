@@ -7,11 +7,13 @@
 //! drivers knows which one runs. A record is always read through the
 //! levels of the driver that wrote it ([`for_kind`]).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use mcp_runner_policy::Effective;
 
 use super::DriverKind;
+use crate::cgroup::memory::PsiSome;
 use crate::host::HostFacts;
 use crate::state::RunnerRecord;
 
@@ -22,8 +24,28 @@ pub struct Measured {
     pub session_free: Option<(u64, u64, String)>,
     /// The same under the global memory_max.
     pub global_free: Option<(u64, u64, String)>,
-    /// Memory pressure of the global level, percent, and where it was read.
-    pub pressure: Option<(f64, String)>,
+    /// Memory pressure of the global level. Filled by admission from
+    /// [`Levels::pressure`] (see [`crate::admission::pressure`]), or by a
+    /// driver whose pressure is a level rather than a PSI file (macOS).
+    pub pressure: Option<Pressure>,
+}
+
+/// Memory pressure as admission judges it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pressure {
+    /// Percent of the time stalled, or a level mapped onto that scale.
+    pub percent: f64,
+    /// The measure and where it was read, for the refusal message: "PSI
+    /// some over the last 1.0 s of /sys/fs/cgroup/mcp-runner".
+    pub source: String,
+}
+
+/// One reading of the global level's PSI file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PsiReading {
+    pub some: PsiSome,
+    /// The file, for messages.
+    pub place: String,
 }
 
 /// One server's figures, from where its driver keeps them.
@@ -50,9 +72,17 @@ pub struct Figures {
 
 /// What every driver answers about the levels above a server.
 pub trait Levels {
-    /// Headroom under the session's and the global memory_max, and the
-    /// pressure of the global level, for a server about to join `session`.
+    /// Headroom under the session's and the global memory_max for a
+    /// server about to join `session` (and the pressure, where it is a
+    /// level rather than a PSI file).
     fn measure(&self, session: &str) -> Measured;
+
+    /// The global level's PSI (`memory.pressure`, or the machine's), read
+    /// once, if the driver has one. Admission reads it outside its lock and
+    /// judges it ([`crate::admission::pressure`]).
+    fn pressure(&self) -> Option<PsiReading> {
+        None
+    }
 
     /// The global level's place (a cgroup), if the driver has one.
     fn global_place(&self) -> Option<PathBuf> {
@@ -70,8 +100,11 @@ pub trait Levels {
     /// sessions within the global cap.
     fn set_shares(&self, _shares: &[(String, Option<u64>)]) {}
 
-    /// A session has no live server left: release what holds its budget.
-    fn release_session(&self, _session: &str) {}
+    /// A runner of `leaving` has ended: release what holds the session's
+    /// budget, unless a session of `live` (the sessions of the runners
+    /// still alive) still uses it. The driver compares its places, not the
+    /// ids: a place is what a release stops.
+    fn release_session(&self, _leaving: &str, _live: &BTreeSet<String>) {}
 
     /// One server's figures.
     fn figures(&self, rec: &RunnerRecord) -> Figures;

@@ -17,6 +17,7 @@ pub mod enforcer;
 pub mod levels;
 #[cfg(target_os = "macos")]
 pub mod macos;
+pub mod names;
 pub mod select;
 pub mod systemd;
 #[cfg(target_os = "linux")]

@@ -5,14 +5,28 @@
 //! at every runner start) uses them to find runners that died without
 //! cleaning up, typically from SIGKILL, and to kill what they left. `status`
 //! reads the same files.
+//!
+//! The directory is opened once, checked component by component
+//! ([`dir`]), and held open: every record, temporary file and the admission
+//! lock is opened relative to it with `O_NOFOLLOW`, new files are created
+//! with `O_EXCL` under a fresh name and renamed into place, and removal is
+//! `unlinkat`. Nothing is ever reached through the directory's path again.
 
+mod dir;
 pub mod sweep;
 
-use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::{Mode, SFlag, fstat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde::{Deserialize, Serialize};
 
 use crate::driver::DriverKind;
@@ -28,18 +42,40 @@ pub fn marker(runner: ProcessId) -> String {
     format!("{}.{}", runner.pid, runner.start)
 }
 
+/// The lock every runner of the user takes to decide admission.
+const LOCK_NAME: &str = "admission.lock";
+
+/// The largest record read: a record lists a tree's members, a few dozen
+/// bytes each.
+const MAX_RECORD: u64 = 4 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("failed to create state directory {path}: {err}")]
     CreateDir { path: PathBuf, err: io::Error },
-    #[error("state directory {path} is not owned by uid {uid} or is accessible by others; refusing to use it")]
-    Unsafe { path: PathBuf, uid: u32 },
+    #[error("failed to open {path}: {err}")]
+    Open { path: PathBuf, err: io::Error },
+    #[error(
+        "refusing to use state directory {path}: {why}; point MCP_RUNNER_STATE_DIR (or XDG_RUNTIME_DIR) \
+         at a directory that only you and root can write"
+    )]
+    Unsafe { path: PathBuf, why: String },
+    #[error("failed to lock {path}: {err}")]
+    Lock { path: PathBuf, err: io::Error },
     #[error("failed to write {path}: {err}")]
     Write { path: PathBuf, err: io::Error },
     #[error("failed to read {path}: {err}")]
     Read { path: PathBuf, err: io::Error },
     #[error("{path} is not a runner record: {err}")]
     Parse { path: PathBuf, err: serde_json::Error },
+}
+
+impl StateError {
+    /// The directory could be changed by someone else: it is never used,
+    /// whatever the policy says.
+    pub fn is_unsafe(&self) -> bool {
+        matches!(self, StateError::Unsafe { .. })
+    }
 }
 
 /// What a runner writes about itself. Field names are part of the status
@@ -80,68 +116,99 @@ fn one() -> u32 {
     1
 }
 
-/// The directory holding runner records.
-#[derive(Clone, Debug)]
+/// The directory holding runner records, held open.
+#[derive(Debug)]
 pub struct StateDir {
+    /// The directory as walked (symlinks on the way resolved), for messages
+    /// and for the record watch.
     path: PathBuf,
+    fd: OwnedFd,
 }
 
 impl StateDir {
-    /// `$MCP_RUNNER_STATE_DIR`, else `$XDG_RUNTIME_DIR/mcp-runner`, else
-    /// `/run/mcp-runner` for root (`/var/run/mcp-runner` on macOS), else
-    /// `$TMPDIR/mcp-runner-UID` (on macOS a per-user directory). Created 0700
-    /// when missing; a directory someone else owns, or that others may
-    /// write, is refused (it would let them plant records for `gc`).
+    /// `$MCP_RUNNER_STATE_DIR`, else `$XDG_RUNTIME_DIR/mcp-runner` when
+    /// `$XDG_RUNTIME_DIR` is a directory of the effective user's (`su` and
+    /// `sudo -E` hand root the user's), else `/run/mcp-runner` for root
+    /// (`/var/run/mcp-runner` on macOS), else `$TMPDIR/mcp-runner-UID` (on
+    /// macOS a per-user directory). Opened and checked as [`dir`] says.
     pub fn locate() -> Result<StateDir, StateError> {
-        let uid = nix::unistd::Uid::effective().as_raw();
-        let path = if let Some(p) = std::env::var_os("MCP_RUNNER_STATE_DIR") {
-            PathBuf::from(p)
-        } else if let Some(p) = std::env::var_os("XDG_RUNTIME_DIR") {
-            PathBuf::from(p).join("mcp-runner")
-        } else if uid == 0 {
-            PathBuf::from(crate::os::ROOT_STATE_DIR)
-        } else {
-            std::env::temp_dir().join(format!("mcp-runner-{uid}"))
-        };
-        StateDir::open(path, uid)
+        let euid = nix::unistd::Uid::effective().as_raw();
+        let path =
+            choose_path(euid, std::env::var_os("MCP_RUNNER_STATE_DIR"), std::env::var_os("XDG_RUNTIME_DIR"), &|p| {
+                std::fs::metadata(p).ok().filter(|m| m.is_dir()).map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            });
+        StateDir::open(path, euid)
     }
 
+    /// Opens (and creates, 0700) `path` as `uid`'s state directory, or
+    /// refuses it if anyone else could change it.
     pub fn open(path: PathBuf, uid: u32) -> Result<StateDir, StateError> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&path)
-            .map_err(|err| StateError::CreateDir { path: path.clone(), err })?;
-        let meta = fs::symlink_metadata(&path).map_err(|err| StateError::Read { path: path.clone(), err })?;
-        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
-            return Err(StateError::Unsafe { path, uid });
-        }
-        Ok(StateDir { path })
+        let (path, fd) = dir::open_checked(&path, uid)?;
+        Ok(StateDir { path, fd })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn record_path(&self, runner: ProcessId) -> PathBuf {
-        self.path.join(format!("runner-{}.json", runner.pid))
+    /// Writes the record atomically, so a reader never sees half a record:
+    /// into a new file under a fresh name (`O_EXCL`, so never through
+    /// anything already there), then renamed over the record.
+    pub fn write(&self, rec: &RunnerRecord) -> Result<(), StateError> {
+        let name = record_name(rec.runner.pid);
+        let io_err = |err| StateError::Write { path: self.path.join(&name), err };
+        let body = serde_json::to_vec(rec).map_err(|e| io_err(io::Error::other(e)))?;
+        let (tmp, mut file) = self.create_temp(&name).map_err(io_err)?;
+        let written = file.write_all(&body).and_then(|()| {
+            drop(file);
+            renameat(&self.fd, tmp.as_str(), &self.fd, name.as_str()).map_err(io::Error::from)
+        });
+        if written.is_err() {
+            let _ = unlinkat(&self.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        written.map_err(io_err)
     }
 
-    /// Writes the record atomically (temporary file, then rename), so a
-    /// reader never sees half a record.
-    pub fn write(&self, rec: &RunnerRecord) -> Result<(), StateError> {
-        let path = self.record_path(rec.runner);
-        let tmp = path.with_extension("json.tmp");
-        let io_err = |err| StateError::Write { path: path.clone(), err };
-        let body = serde_json::to_vec(rec).map_err(|e| io_err(io::Error::other(e)))?;
-        let mut f =
-            fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io_err)?;
-        f.write_all(&body).map_err(io_err)?;
-        fs::rename(&tmp, &path).map_err(io_err)
+    /// A new file for the record `name`, under a name nothing had.
+    fn create_temp(&self, name: &str) -> io::Result<(String, File)> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        for _ in 0..16 {
+            let tmp = format!("{name}.{}.{}.tmp", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+            match openat(&self.fd, tmp.as_str(), flags, Mode::S_IRUSR | Mode::S_IWUSR) {
+                Ok(fd) => return Ok((tmp, File::from(fd))),
+                // A leftover of a runner that had our pid: take another name.
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name"))
     }
 
     pub fn remove(&self, runner: ProcessId) {
-        let _ = fs::remove_file(self.record_path(runner));
+        let _ = unlinkat(&self.fd, record_name(runner.pid).as_str(), UnlinkatFlags::NoRemoveDir);
+    }
+
+    /// Removes a file [`StateDir::records`] returned as garbage: only ever a
+    /// name of this directory that looks like a record.
+    pub fn remove_garbage(&self, path: &Path) {
+        if let Some(name) = path.file_name().filter(|n| is_record_name(n)) {
+            let _ = unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir);
+        }
+    }
+
+    /// The lock file, opened (created 0600) in the directory, never through
+    /// a symlink, and only if it is a regular file.
+    pub(crate) fn lock_file(&self) -> Result<File, StateError> {
+        let path = self.path.join(LOCK_NAME);
+        let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = openat(&self.fd, LOCK_NAME, flags, Mode::S_IRUSR | Mode::S_IWUSR)
+            .map_err(|e| StateError::Lock { path: path.clone(), err: e.into() })?;
+        match fstat(&fd) {
+            Ok(st) if dir::file_type(&st) == SFlag::S_IFREG => Ok(File::from(fd)),
+            Ok(_) => Err(StateError::Lock { path, err: io::Error::other("not a regular file") }),
+            Err(e) => Err(StateError::Lock { path, err: e.into() }),
+        }
     }
 
     /// The live runners' records: a record whose runner is gone (or a
@@ -151,28 +218,103 @@ impl StateDir {
         self.records().into_iter().filter_map(|(_, r)| r.ok()).filter(|r| table.alive(r.runner)).collect()
     }
 
-    /// Every record in the directory; unreadable ones are returned as errors
-    /// so that `gc` can report and remove them.
+    /// Every record in the directory: the regular files named
+    /// `runner-PID.json`. Anything else (other names, symlinks, fifos) is
+    /// not looked at. Unreadable records are returned as errors so that `gc`
+    /// can report and remove them.
     pub fn records(&self) -> Vec<(PathBuf, Result<RunnerRecord, StateError>)> {
-        let Ok(dir) = self.path.read_dir() else { return Vec::new() };
-        let mut out: Vec<_> = dir
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let Ok(listing) = nix::dir::Dir::openat(&self.fd, ".", flags, Mode::empty()) else { return Vec::new() };
+        let names: Vec<OsString> = listing
+            .into_iter()
             .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .map(|p| {
-                let rec = fs::read(&p)
-                    .map_err(|err| StateError::Read { path: p.clone(), err })
-                    .and_then(|b| serde_json::from_slice(&b).map_err(|err| StateError::Parse { path: p.clone(), err }));
-                (p, rec)
+            .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_owned())
+            .filter(|n| is_record_name(n))
+            .collect();
+        let mut out: Vec<_> = names
+            .into_iter()
+            .filter_map(|name| {
+                let path = self.path.join(&name);
+                let rec = match self.read_regular(&name) {
+                    Ok(Some(body)) => {
+                        serde_json::from_slice(&body).map_err(|err| StateError::Parse { path: path.clone(), err })
+                    }
+                    Ok(None) => return None,
+                    Err(err) => Err(StateError::Read { path: path.clone(), err }),
+                };
+                Some((path, rec))
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
+
+    /// The contents of `name` if it is a regular file; `None` if it is not
+    /// (or is gone).
+    fn read_regular(&self, name: &OsStr) -> io::Result<Option<Vec<u8>>> {
+        // O_NONBLOCK: opening a fifo must not wait for a writer.
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = match openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP | Errno::ENOENT | Errno::ENXIO) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if dir::file_type(&fstat(&fd)?) != SFlag::S_IFREG {
+            return Ok(None);
+        }
+        let mut body = Vec::new();
+        File::from(fd).take(MAX_RECORD + 1).read_to_end(&mut body)?;
+        if body.len() as u64 > MAX_RECORD {
+            return Err(io::Error::other(format!("larger than {MAX_RECORD} bytes")));
+        }
+        Ok(Some(body))
+    }
+}
+
+fn record_name(pid: i32) -> String {
+    format!("runner-{pid}.json")
+}
+
+/// `runner-PID.json`, PID decimal digits.
+fn is_record_name(name: &OsStr) -> bool {
+    name.to_str()
+        .and_then(|n| n.strip_prefix("runner-"))
+        .and_then(|n| n.strip_suffix(".json"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Where the state directory is (see [`StateDir::locate`]). `dir_owner`
+/// gives the owner of a directory, `None` for anything else.
+fn choose_path(
+    euid: u32,
+    explicit: Option<OsString>,
+    xdg_runtime_dir: Option<OsString>,
+    dir_owner: &dyn Fn(&Path) -> Option<u32>,
+) -> PathBuf {
+    if let Some(p) = explicit {
+        return PathBuf::from(p);
+    }
+    if let Some(xdg) = xdg_runtime_dir.map(PathBuf::from) {
+        match dir_owner(&xdg) {
+            Some(owner) if owner == euid => return xdg.join("mcp-runner"),
+            Some(owner) => tracing::info!(
+                "ignoring XDG_RUNTIME_DIR={}: it belongs to uid {owner}, not to uid {euid}",
+                xdg.display()
+            ),
+            None => tracing::info!("ignoring XDG_RUNTIME_DIR={}: not a directory", xdg.display()),
+        }
+    }
+    if euid == 0 {
+        PathBuf::from(crate::os::ROOT_STATE_DIR)
+    } else {
+        std::env::temp_dir().join(format!("mcp-runner-{euid}"))
+    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::fs;
+
     use super::*;
 
     pub fn temp_state(tag: &str) -> StateDir {
@@ -220,7 +362,7 @@ pub(crate) mod tests {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
         let err = StateDir::open(d.path().to_path_buf(), nix::unistd::Uid::effective().as_raw()).expect_err("refused");
-        assert!(matches!(err, StateError::Unsafe { .. }), "{err}");
+        assert!(err.is_unsafe(), "{err}");
         fs::remove_dir_all(d.path()).ok();
     }
 
@@ -231,5 +373,121 @@ pub(crate) mod tests {
         let recs = d.records();
         assert!(matches!(recs[0].1, Err(StateError::Parse { .. })));
         fs::remove_dir_all(d.path()).ok();
+    }
+
+    #[test]
+    fn issue_9_record_write_follows_no_symlink_at_the_temporary_name() {
+        // See: issue 9, finding 1
+        let d = temp_state("tmp-symlink");
+        let outside = d.path().with_extension("outside");
+        fs::write(&outside, "precious").expect("write outside");
+        std::os::unix::fs::symlink(&outside, d.path().join("runner-4243.json.tmp")).expect("symlink");
+        d.write(&record(4243)).expect("write");
+        assert_eq!(fs::read_to_string(&outside).expect("read outside"), "precious", "written through the symlink");
+        assert_eq!(d.records()[0].1.as_ref().expect("parses"), &record(4243));
+        fs::remove_dir_all(d.path()).ok();
+        fs::remove_file(&outside).ok();
+    }
+
+    #[test]
+    fn issue_9_admission_lock_follows_no_symlink() {
+        // See: issue 9, finding 1
+        let d = temp_state("lock-symlink");
+        let outside = d.path().with_extension("created");
+        std::os::unix::fs::symlink(&outside, d.path().join("admission.lock")).expect("symlink");
+        let held = crate::admission::lock::lock(&d);
+        assert!(held.is_err(), "a lock taken through a symlink");
+        assert!(!outside.exists(), "{} created through the symlink", outside.display());
+        fs::remove_dir_all(d.path()).ok();
+    }
+
+    #[test]
+    fn issue_9_records_are_regular_files_named_like_records() {
+        // See: issue 9, finding 1
+        let d = temp_state("names");
+        let outside = d.path().with_extension("target");
+        fs::write(&outside, "{not json").expect("write outside");
+        fs::write(d.path().join("notes.json"), b"{not json").expect("write notes");
+        fs::write(d.path().join("runner-x.json"), b"{not json").expect("write runner-x");
+        std::os::unix::fs::symlink(&outside, d.path().join("runner-6.json")).expect("symlink");
+        nix::unistd::mkfifo(&d.path().join("runner-7.json"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        fs::write(d.path().join("runner-8.json"), b"{not json").expect("write runner-8");
+        let recs = d.records();
+        let names: Vec<_> = recs.iter().map(|(p, _)| p.file_name().map(|n| n.to_owned())).collect();
+        assert_eq!(names, [Some("runner-8.json".into())], "{recs:?}");
+        let swept = sweep::sweep(&d, &crate::os::Procs::snapshot(), &|_| unreachable!("no record to sweep"));
+        assert_eq!(swept.len(), 1, "{swept:?}");
+        for kept in ["notes.json", "runner-x.json", "runner-6.json", "runner-7.json"] {
+            assert!(fs::symlink_metadata(d.path().join(kept)).is_ok(), "the sweep removed {kept}");
+        }
+        assert!(!d.path().join("runner-8.json").exists(), "garbage record left");
+        assert!(outside.exists(), "the symlink's target was removed");
+        fs::remove_dir_all(d.path()).ok();
+        fs::remove_file(&outside).ok();
+    }
+
+    #[test]
+    fn issue_9_a_state_dir_swapped_after_it_was_opened_is_not_followed() {
+        // See: issue 9, finding 1
+        // Whoever can rename the directory (its parent's owner) swaps it for
+        // one of theirs, with a symlink at the record's name: the runner keeps
+        // writing into the directory it checked.
+        let d = temp_state("swap");
+        let aside = d.path().with_extension("aside");
+        let outside = d.path().with_extension("outside");
+        fs::write(&outside, "precious").expect("write outside");
+        fs::rename(d.path(), &aside).expect("rename");
+        fs::create_dir(d.path()).expect("mkdir");
+        std::os::unix::fs::symlink(&outside, d.path().join("runner-4244.json")).expect("symlink");
+        d.write(&record(4244)).expect("write");
+        assert_eq!(fs::read_to_string(&outside).expect("read"), "precious");
+        assert!(aside.join("runner-4244.json").is_file(), "the record is not in the directory that was opened");
+        assert_eq!(d.records().len(), 1);
+        d.remove(record(4244).runner);
+        assert!(!aside.join("runner-4244.json").exists(), "removed from the opened directory");
+        assert!(fs::symlink_metadata(d.path().join("runner-4244.json")).is_ok(), "the planted link was touched");
+        for p in [d.path(), aside.as_path()] {
+            fs::remove_dir_all(p).ok();
+        }
+        fs::remove_file(&outside).ok();
+    }
+
+    #[test]
+    fn issue_9_runtime_dir_of_another_user_is_ignored() {
+        // See: issue 9, finding 1
+        let owners = |p: &Path| match p.to_str() {
+            Some("/run/user/1000") => Some(1000),
+            Some("/run/user/0") => Some(0),
+            _ => None,
+        };
+        let tmp = std::env::temp_dir();
+        let table: [(u32, Option<&str>, Option<&str>, PathBuf); 7] = [
+            (0, None, Some("/run/user/1000"), PathBuf::from(crate::os::ROOT_STATE_DIR)),
+            (0, None, Some("/run/user/0"), PathBuf::from("/run/user/0/mcp-runner")),
+            (0, None, Some("/nonexistent"), PathBuf::from(crate::os::ROOT_STATE_DIR)),
+            (0, None, None, PathBuf::from(crate::os::ROOT_STATE_DIR)),
+            (1000, None, Some("/run/user/1000"), PathBuf::from("/run/user/1000/mcp-runner")),
+            (1001, None, Some("/run/user/1000"), tmp.join("mcp-runner-1001")),
+            (0, Some("/srv/state"), Some("/run/user/1000"), PathBuf::from("/srv/state")),
+        ];
+        for (euid, explicit, xdg, want) in table {
+            let got = choose_path(euid, explicit.map(OsString::from), xdg.map(OsString::from), &owners);
+            assert_eq!(got, want, "euid {euid}, MCP_RUNNER_STATE_DIR {explicit:?}, XDG_RUNTIME_DIR {xdg:?}");
+        }
+    }
+
+    #[test]
+    fn record_names() {
+        for (name, is) in [
+            ("runner-1.json", true),
+            ("runner-4242.json", true),
+            ("runner-.json", false),
+            ("runner-1a.json", false),
+            ("runner-1.json.1.2.tmp", false),
+            ("admission.lock", false),
+            ("x.json", false),
+        ] {
+            assert_eq!(is_record_name(OsStr::new(name)), is, "{name}");
+        }
     }
 }

@@ -40,7 +40,7 @@ pub fn sweep(dir: &StateDir, table: &Procs, levels: LevelsOf<'_>) -> Vec<SweepAc
                 actions.push(SweepAction::Swept { record: path, name: rec.name, runner_pid: rec.runner.pid, killed });
             }
             Err(e) => {
-                let _ = std::fs::remove_file(&path);
+                dir.remove_garbage(&path);
                 actions.push(SweepAction::RemovedGarbage { record: path, why: e.to_string() });
             }
         }

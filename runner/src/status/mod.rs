@@ -79,3 +79,61 @@ pub struct Events {
     /// pids.events `max`: forks refused at pids_max.
     pub forks_refused: Option<u64>,
 }
+
+/// The `--json` form: pretty JSON whose strings carry no raw control
+/// character. serde_json escapes C0 (as JSON requires) but writes DEL and
+/// the C1 controls (U+0080..U+009F; U+009B is CSI to many terminals) as
+/// they are, so those are escaped here as `\u00XX`. Outside strings JSON is
+/// ASCII punctuation, digits and words, so every such character sits inside
+/// a string, and the escape reads back as the same string.
+pub fn json(st: &Status) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(st)?;
+    if !text.chars().any(is_raw_control) {
+        return Ok(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_raw_control(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// What serde_json leaves unescaped but a terminal may obey.
+fn is_raw_control(c: char) -> bool {
+    matches!(c, '\u{7f}'..='\u{9f}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_session(id: &str) -> Status {
+        Status {
+            version: SCHEMA_VERSION,
+            sessions: vec![Session { id: id.into(), ..Session::default() }],
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn issue_9_json_escapes_every_control_character() {
+        // See: issue 9, finding 8
+        let id = "\u{1b}]0;pwned\u{7} \u{9b}2J \u{7f} ü";
+        // Why `json` exists: serde_json escapes C0 only.
+        let plain = serde_json::to_string_pretty(&with_session(id)).unwrap();
+        assert!(!plain.contains('\u{1b}') && plain.contains('\u{9b}') && plain.contains('\u{7f}'), "{plain:?}");
+        let text = json(&with_session(id)).unwrap();
+        assert!(!text.chars().any(|c| (c.is_control() && c != '\n') || is_raw_control(c)), "{text:?}");
+        assert!(text.contains(r#""id": "\u001b]0;pwned\u0007 \u009b2J \u007f ü""#), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["sessions"][0]["id"], id);
+        assert_eq!(
+            json(&with_session("plain")).unwrap(),
+            serde_json::to_string_pretty(&with_session("plain")).unwrap()
+        );
+    }
+}

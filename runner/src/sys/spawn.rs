@@ -21,6 +21,18 @@
 //! (paths, argv, envp) is built before the clone, and it never allocates,
 //! locks or returns. Failures are reported to the parent through a
 //! close-on-exec pipe as (step, errno), the way std reports exec errors.
+//!
+//! Only stdin, stdout and stderr reach the server: right before exec the
+//! child marks every other descriptor close-on-exec (or closes it), so
+//! nothing the client left open for the runner leaks into the server.
+//!
+//! The child then gives up what [`Credentials`] says, in the only order
+//! that works: the capability bounding set first (that needs CAP_SETPCAP,
+//! which the change of user takes away), then the supplementary groups,
+//! the group and the user, then every capability left, then no_new_privs.
+//! The parent-death signal is armed after the change of user, which clears
+//! it (prctl(2)). Ids change by raw system calls: glibc's `setuid` would
+//! try to broadcast the change to threads that exist only in the parent.
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, OsStr, OsString};
@@ -60,6 +72,33 @@ pub struct SpawnSpec {
     pub no_core_dumps: bool,
     /// Hold the child before exec until [`Child::release`].
     pub gated: bool,
+    /// The privileges the child gives up before exec.
+    pub credentials: Credentials,
+}
+
+/// What the server gives up before exec (see the module docs for the
+/// order). The default gives up nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// Clear the capability bounding set (needs CAP_SETPCAP), then the
+    /// permitted, effective, inheritable and ambient sets: a server that
+    /// stays uid 0 execs with no capabilities and cannot regain them.
+    pub drop_capabilities: bool,
+    /// Switch to this identity (needs CAP_SETGID, and CAP_SETUID for a uid).
+    pub identity: Option<Identity>,
+    /// `PR_SET_NO_NEW_PRIVS`: no setuid bit or file capability raises the
+    /// privileges of the server or anything it execs.
+    pub no_new_privs: bool,
+}
+
+/// Numeric ids, looked up before the spawn: the child cannot ask NSS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// `None`: keep the user, change only the group.
+    pub uid: Option<u32>,
+    pub gid: u32,
+    /// The supplementary groups, replacing the runner's (empty: none).
+    pub groups: Vec<u32>,
 }
 
 impl SpawnSpec {
@@ -110,13 +149,31 @@ enum Step {
     CoreLimit = 4,
     JoinCgroup = 5,
     Exec = 6,
+    BoundingSet = 7,
+    Groups = 8,
+    Gid = 9,
+    Uid = 10,
+    Capabilities = 11,
+    NoNewPrivs = 12,
 }
 
 impl Step {
+    const ALL: [Step; 12] = [
+        Step::SignalMask,
+        Step::DeathSignal,
+        Step::ParentGone,
+        Step::CoreLimit,
+        Step::JoinCgroup,
+        Step::Exec,
+        Step::BoundingSet,
+        Step::Groups,
+        Step::Gid,
+        Step::Uid,
+        Step::Capabilities,
+        Step::NoNewPrivs,
+    ];
     fn from_u8(b: u8) -> Option<Step> {
-        [Step::SignalMask, Step::DeathSignal, Step::ParentGone, Step::CoreLimit, Step::JoinCgroup, Step::Exec]
-            .into_iter()
-            .find(|s| *s as u8 == b)
+        Step::ALL.into_iter().find(|s| *s as u8 == b)
     }
     fn describe(self) -> &'static str {
         match self {
@@ -126,6 +183,12 @@ impl Step {
             Step::CoreLimit => "disable core dumps",
             Step::JoinCgroup => "join its cgroup",
             Step::Exec => "exec",
+            Step::BoundingSet => "clear its capability bounding set",
+            Step::Groups => "set its supplementary groups",
+            Step::Gid => "change its group",
+            Step::Uid => "change its user",
+            Step::Capabilities => "clear its capabilities",
+            Step::NoNewPrivs => "set no_new_privs",
         }
     }
 }
@@ -134,11 +197,6 @@ impl Step {
 #[derive(Debug)]
 pub struct Child {
     pub pid: Pid,
-    /// From CLONE_PIDFD when clone3 ran, else opened right after fork (the
-    /// runner is the only reaper, so the pid cannot be recycled before).
-    pub pidfd: Option<PidFd>,
-    /// Whether the child was born in its cgroup (clone3) or joined it.
-    pub born_in_cgroup: bool,
     gate: Option<OwnedFd>,
     status: Option<OwnedFd>,
     path: String,
@@ -214,6 +272,11 @@ struct ChildPlan {
     parent: libc::pid_t,
     die_with_parent: bool,
     no_core_dumps: bool,
+    drop_capabilities: bool,
+    /// `(uid, gid)`; `uid` -1 keeps the user.
+    ids: Option<(libc::uid_t, libc::gid_t)>,
+    groups: Vec<libc::gid_t>,
+    no_new_privs: bool,
     /// Set after the clone: whether the child must join by cgroup.procs.
     procs_fd: RawFd,
     gate_fd: RawFd,
@@ -250,6 +313,10 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         parent: std::process::id() as libc::pid_t,
         die_with_parent: spec.die_with_parent,
         no_core_dumps: spec.no_core_dumps,
+        drop_capabilities: spec.credentials.drop_capabilities,
+        ids: spec.credentials.identity.as_ref().map(|i| (i.uid.unwrap_or(libc::uid_t::MAX), i.gid)),
+        groups: spec.credentials.identity.as_ref().map(|i| i.groups.clone()).unwrap_or_default(),
+        no_new_privs: spec.credentials.no_new_privs,
         procs_fd: -1,
         gate_fd: gate.as_ref().map_or(-1, |(r, _)| r.as_raw_fd()),
         gate_write_fd: gate.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
@@ -257,9 +324,14 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     };
 
     let cgroup = spec.cgroup_dir.as_ref().map(|fd| fd.as_raw_fd());
-    let (pid, pidfd, born_in_cgroup) = match clone3(cgroup) {
+    let (pid, born_in_cgroup) = match clone3(cgroup) {
         Clone3::Child => run_child(&plan),
-        Clone3::Parent { pid, pidfd } => (pid, Some(pidfd), cgroup.is_some()),
+        // The supervisor signals through pidfds it opens per process (exact
+        // kills of every member), so clone3's own is not kept.
+        Clone3::Parent { pid, pidfd } => {
+            drop(pidfd);
+            (pid, cgroup.is_some())
+        }
         Clone3::Unavailable => {
             plan.procs_fd = spec.cgroup_procs.as_ref().map_or(-1, |fd| fd.as_raw_fd());
             // SAFETY: the runner is single-threaded (see supervisor), so the
@@ -268,22 +340,13 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
             match unsafe { libc::fork() } {
                 -1 => return Err(SpawnError::Fork(Errno::last())),
                 0 => run_child(&plan),
-                pid => {
-                    let pid = Pid::from_raw(pid);
-                    (pid, PidFd::open(pid).ok(), false)
-                }
+                pid => (Pid::from_raw(pid), false),
             }
         }
     };
     drop(status_w);
-    let mut child = Child {
-        pid,
-        pidfd,
-        born_in_cgroup,
-        gate: gate.map(|(_, w)| w),
-        status: Some(status_r),
-        path: path.display().to_string(),
-    };
+    tracing::debug!(pid = pid.as_raw(), born_in_cgroup, "spawned");
+    let mut child = Child { pid, gate: gate.map(|(_, w)| w), status: Some(status_r), path: path.display().to_string() };
     if !spec.gated {
         child.release()?;
     }
@@ -367,8 +430,8 @@ fn run_child(plan: &ChildPlan) -> ! {
             fail(Step::SignalMask);
         }
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        if plan.die_with_parent {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, Signal::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+        let die_with_parent = || {
+            if prctl(libc::PR_SET_PDEATHSIG, Signal::SIGKILL as libc::c_ulong) != 0 {
                 fail(Step::DeathSignal);
             }
             // prctl(2): if the parent already died, no signal will come.
@@ -376,6 +439,9 @@ fn run_child(plan: &ChildPlan) -> ! {
                 *libc::__errno_location() = libc::ESRCH;
                 fail(Step::ParentGone);
             }
+        };
+        if plan.die_with_parent {
+            die_with_parent();
         }
         if plan.no_core_dumps {
             let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -394,8 +460,204 @@ fn run_child(plan: &ChildPlan) -> ! {
                 libc::_exit(127);
             }
         }
+        if plan.drop_capabilities
+            && let Err(step) = clear_bounding_set()
+        {
+            fail(step);
+        }
+        if let Some((uid, gid)) = plan.ids {
+            if let Err(step) = switch_identity(uid, gid, &plan.groups) {
+                fail(step);
+            }
+            // A new effective uid or gid clears the parent-death signal.
+            if plan.die_with_parent {
+                die_with_parent();
+            }
+        }
+        if plan.drop_capabilities
+            && let Err(step) = clear_capabilities()
+        {
+            fail(step);
+        }
+        if plan.no_new_privs && prctl(libc::PR_SET_NO_NEW_PRIVS, 1) != 0 {
+            fail(Step::NoNewPrivs);
+        }
+        close_inherited(plan.status_fd);
         libc::execve(plan.path.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp_ptrs.as_ptr());
         fail(Step::Exec)
+    }
+}
+
+/// `prctl(option, arg2, 0, 0, 0)`. The unused arguments go as `c_ulong`:
+/// the call is variadic, and some options refuse anything but zero there.
+fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> libc::c_int {
+    // SAFETY: the options used here take integers only and touch no memory.
+    unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) }
+}
+
+/// Drops every capability still in the bounding set, so that no exec (of
+/// root, or of a setuid-root or file-capability program) can raise the
+/// server's permitted set again. Needs CAP_SETPCAP, so it runs before the
+/// change of user. The numbers run until the kernel knows no more
+/// (`PR_CAPBSET_READ` fails with EINVAL past `CAP_LAST_CAP`).
+///
+/// # References
+/// capabilities(7), prctl(2) `PR_CAPBSET_READ`, `PR_CAPBSET_DROP`
+fn clear_bounding_set() -> Result<(), Step> {
+    for cap in 0..64 {
+        match prctl(libc::PR_CAPBSET_READ, cap) {
+            1 => {
+                if prctl(libc::PR_CAPBSET_DROP, cap) != 0 {
+                    return Err(Step::BoundingSet);
+                }
+            }
+            0 => {}
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// The id system calls: the 32-bit ones where the plain ones take 16-bit ids.
+#[cfg(any(target_arch = "x86", target_arch = "arm"))]
+mod id_calls {
+    pub const SETGROUPS: libc::c_long = libc::SYS_setgroups32;
+    pub const SETRESGID: libc::c_long = libc::SYS_setresgid32;
+    pub const SETRESUID: libc::c_long = libc::SYS_setresuid32;
+}
+#[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
+mod id_calls {
+    pub const SETGROUPS: libc::c_long = libc::SYS_setgroups;
+    pub const SETRESGID: libc::c_long = libc::SYS_setresgid;
+    pub const SETRESUID: libc::c_long = libc::SYS_setresuid;
+}
+
+/// Supplementary groups, then the real, effective and saved gid, then (if
+/// `uid` is not -1) the uid: groups first, while the runner's CAP_SETGID
+/// still holds. Leaving uid 0 clears the permitted, effective and ambient
+/// capability sets (capabilities(7)).
+///
+/// Raw system calls on purpose: glibc's wrappers broadcast an id change to
+/// every thread it knows of, and in a child cloned from a multi-threaded
+/// parent those threads do not exist. The child has one thread, which is
+/// all a raw call changes.
+///
+/// # References
+/// setgroups(2), setresgid(2), setresuid(2)
+fn switch_identity(uid: libc::uid_t, gid: libc::gid_t, groups: &[libc::gid_t]) -> Result<(), Step> {
+    // SAFETY: `groups` points at `groups.len()` gids that live as long as
+    // the call; the other calls take integers only.
+    unsafe {
+        if libc::syscall(id_calls::SETGROUPS, groups.len(), groups.as_ptr()) != 0 {
+            return Err(Step::Groups);
+        }
+        if libc::syscall(id_calls::SETRESGID, gid, gid, gid) != 0 {
+            return Err(Step::Gid);
+        }
+        if uid != libc::uid_t::MAX && libc::syscall(id_calls::SETRESUID, uid, uid, uid) != 0 {
+            return Err(Step::Uid);
+        }
+    }
+    Ok(())
+}
+
+/// `struct __user_cap_header_struct` (linux/capability.h).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct` (linux/capability.h).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit sets as two `CapData`.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Empties the ambient, then the effective, permitted and inheritable sets.
+/// Lowering is always allowed. A server that stays uid 0 would otherwise
+/// keep root's sets until the exec, and the exec gives root the bounding
+/// set (cleared before) and what the inheritable set holds (cleared here).
+///
+/// # References
+/// capabilities(7), capset(2), prctl(2) `PR_CAP_AMBIENT_CLEAR_ALL`
+fn clear_capabilities() -> Result<(), Step> {
+    // EINVAL: a kernel before 4.3 has no ambient set to clear.
+    if prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong) != 0
+        // SAFETY: reads this thread's errno.
+        && unsafe { *libc::__errno_location() } != libc::EINVAL
+    {
+        return Err(Step::Capabilities);
+    }
+    let header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
+    let data = [CapData::default(); 2];
+    // SAFETY: a version 3 header and the two data structs version 3 reads,
+    // both living across the call.
+    if unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) } != 0 {
+        return Err(Step::Capabilities);
+    }
+    Ok(())
+}
+
+/// Makes sure no descriptor above 2 survives the exec, whatever the client
+/// left open without close-on-exec (the runner inherits it, and a forked
+/// child would pass it on). `keep`, the status pipe, stays open until the
+/// exec so that an exec failure can still be reported; it is close-on-exec
+/// already. Async-signal-safe: system calls only, no allocation.
+///
+/// 1. `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` (Linux 5.11): every
+///    descriptor is marked, and the exec closes them all.
+/// 2. `close_range` without the flag (Linux 5.9) around `keep`.
+/// 3. Otherwise (older kernels, or a seccomp profile that refuses the call)
+///    `close(2)` of every number from 3 up to the descriptor limit.
+///
+/// # References
+/// close_range(2), getrlimit(2)
+fn close_inherited(keep: RawFd) {
+    const ALL: libc::c_uint = libc::c_uint::MAX;
+    if close_range(3, ALL, libc::CLOSE_RANGE_CLOEXEC) {
+        return;
+    }
+    let closed = match libc::c_uint::try_from(keep) {
+        Ok(keep) if keep > 3 => close_range(3, keep - 1, 0) && close_range(keep + 1, ALL, 0),
+        Ok(3) => close_range(4, ALL, 0),
+        _ => close_range(3, ALL, 0),
+    };
+    if !closed {
+        close_up_to_limit(keep);
+    }
+}
+
+/// `close_range(2)`; false if the kernel refused or lacks it.
+fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_uint) -> bool {
+    // SAFETY: close_range takes three integers and touches no memory; the
+    // descriptors it closes are the child's own copies.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) == 0 }
+}
+
+/// The last resort: `close(2)` on every number from 3 to the descriptor
+/// limit but `keep`. The limit is the larger of the soft limit and the hard
+/// one (capped at 2^20 closes): a descriptor opened before the soft limit
+/// was lowered can sit above it.
+fn close_up_to_limit(keep: RawFd) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into `limit`, a local of the right type.
+    let top = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_max.min(1 << 20).max(limit.rlim_cur)
+    } else {
+        1 << 16
+    };
+    let top = RawFd::try_from(top).unwrap_or(RawFd::MAX);
+    for fd in (3..top).filter(|&fd| fd != keep) {
+        // SAFETY: closing a number that is not open fails with EBADF and
+        // changes nothing; those that are open are the child's own copies.
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -423,7 +685,6 @@ mod tests {
     #[test]
     fn runs_a_command_with_a_pidfd() {
         let child = spawn(&spec(&["sh", "-c", "exit 7"])).expect("spawn");
-        assert!(child.pidfd.is_some());
         assert_eq!(waitpid(child.pid, None).expect("wait"), WaitStatus::Exited(child.pid, 7));
     }
 
@@ -472,6 +733,123 @@ mod tests {
         old.thread_set_mask().expect("restore");
         let child = child.expect("spawn");
         assert_eq!(waitpid(child.pid, None).expect("wait"), WaitStatus::Exited(child.pid, 0));
+    }
+
+    /// A pipe without close-on-exec, as a client that leaks descriptors
+    /// hands the runner.
+    fn leaky_pipe() -> (OwnedFd, OwnedFd) {
+        nix::unistd::pipe().expect("pipe")
+    }
+
+    #[test]
+    fn issue_9_only_stdin_stdout_and_stderr_reach_the_child() {
+        // See: issue 9, finding 6
+        let (r, w) = leaky_pipe();
+        let script = format!("test ! -e /proc/self/fd/{} && test ! -e /proc/self/fd/{}", r.as_raw_fd(), w.as_raw_fd());
+        let child = spawn(&spec(&["sh", "-c", &script])).expect("spawn");
+        assert_eq!(waitpid(child.pid, None).expect("wait"), WaitStatus::Exited(child.pid, 0));
+    }
+
+    #[test]
+    fn issue_9_the_fallback_closes_up_to_the_limit_but_keeps_the_status_pipe() {
+        // See: issue 9, finding 6
+        let (leaked, keep) = leaky_pipe();
+        let (leaked, keep) = (leaked.as_raw_fd(), keep.as_raw_fd());
+        // SAFETY: the child runs only close(2), fcntl(2) and _exit(2), all
+        // async-signal-safe, on its own copies of the descriptors.
+        match unsafe { libc::fork() } {
+            0 => {
+                close_up_to_limit(keep);
+                let open = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1;
+                let ok = !open(leaked) && open(keep) && open(0) && open(2);
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            -1 => panic!("fork: {}", Errno::last()),
+            pid => {
+                let pid = Pid::from_raw(pid);
+                assert_eq!(waitpid(pid, None).expect("wait"), WaitStatus::Exited(pid, 0));
+            }
+        }
+    }
+
+    fn exits_0(s: &SpawnSpec) {
+        let child = spawn(s).expect("spawn");
+        assert_eq!(waitpid(child.pid, None).expect("wait"), WaitStatus::Exited(child.pid, 0), "{:?}", s.argv);
+    }
+
+    #[test]
+    fn issue_9_no_new_privs_is_set_when_asked() {
+        // See: issue 9, finding 6
+        let nnp = |on: &str| format!("grep -q '^NoNewPrivs:[[:space:]]*{on}$' /proc/self/status");
+        exits_0(&spec(&["sh", "-c", &nnp("0")]));
+        let mut s = spec(&["sh", "-c", &nnp("1")]);
+        s.credentials.no_new_privs = true;
+        exits_0(&s);
+    }
+
+    /// Whether the test runs as root; says why it skips when not.
+    fn root() -> bool {
+        let root = nix::unistd::geteuid().is_root();
+        if !root {
+            eprintln!("skipped: needs root (CI runs as root)");
+        }
+        root
+    }
+
+    const NO_CAPS: &str = "grep -q '^CapEff:[[:space:]]*0*$' /proc/self/status \
+        && grep -q '^CapPrm:[[:space:]]*0*$' /proc/self/status \
+        && grep -q '^CapInh:[[:space:]]*0*$' /proc/self/status \
+        && grep -q '^CapBnd:[[:space:]]*0*$' /proc/self/status \
+        && grep -q '^CapAmb:[[:space:]]*0*$' /proc/self/status";
+
+    #[test]
+    fn issue_9_root_gives_up_every_capability_and_stays_uid_0() {
+        // See: issue 9, finding 6
+        if !root() {
+            return;
+        }
+        let mut s = spec(&["sh", "-c", &format!("{NO_CAPS} && test \"$(id -u)\" = 0")]);
+        s.credentials.drop_capabilities = true;
+        exits_0(&s);
+    }
+
+    #[test]
+    fn issue_9_root_becomes_another_user_with_only_its_groups() {
+        // See: issue 9, finding 6
+        if !root() {
+            return;
+        }
+        let ids = "test \"$(id -u):$(id -g):$(id -G)\" = '4242:4343:4343 4444' \
+            && grep -q '^Uid:[[:space:]]*4242[[:space:]]*4242[[:space:]]*4242[[:space:]]*4242$' /proc/self/status \
+            && grep -q '^Gid:[[:space:]]*4343[[:space:]]*4343[[:space:]]*4343[[:space:]]*4343$' /proc/self/status";
+        let mut s = spec(&["sh", "-c", &format!("{ids} && {NO_CAPS}")]);
+        s.die_with_parent = true;
+        s.credentials = Credentials {
+            drop_capabilities: true,
+            identity: Some(Identity { uid: Some(4242), gid: 4343, groups: vec![4343, 4444] }),
+            no_new_privs: true,
+        };
+        exits_0(&s);
+        // A group alone: the user stays, root's supplementary groups go.
+        let mut s = spec(&["sh", "-c", "test \"$(id -u):$(id -g):$(id -G)\" = '0:4343:4343'"]);
+        s.credentials.identity = Some(Identity { uid: None, gid: 4343, groups: Vec::new() });
+        exits_0(&s);
+    }
+
+    #[test]
+    fn issue_9_a_failed_step_is_reported_by_name() {
+        // See: issue 9, finding 6
+        if !root() {
+            return;
+        }
+        // More supplementary groups than the kernel takes (NGROUPS_MAX 65536).
+        let mut s = spec(&["sh", "-c", "exit 0"]);
+        s.credentials.identity = Some(Identity { uid: Some(4242), gid: 4343, groups: vec![4343; 65_537] });
+        let e = spawn(&s).expect_err("setgroups must fail");
+        assert!(matches!(e, SpawnError::Setup { step: "set its supplementary groups", err: Errno::EINVAL }), "{e}");
+        // The failed child stays a zombie until the test binary exits: waiting
+        // for "any child" could take another test's.
+        assert!(Step::ALL.iter().enumerate().all(|(i, s)| *s as usize == i + 1 && Step::from_u8(*s as u8) == Some(*s)));
     }
 
     #[test]

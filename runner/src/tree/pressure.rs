@@ -25,6 +25,7 @@
 use std::fmt;
 
 use crate::admission::decide::Measured;
+use crate::driver::levels::Pressure;
 
 /// The kernel's dispatch pressure level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,7 +90,10 @@ pub fn measured(host: &HostMemory) -> Measured {
     Measured {
         session_free: None,
         global_free: Some((host.free, host.total, "host_statistics64".to_string())),
-        pressure: host.level.map(|l| (l.as_percent(), format!("kern.memorystatus_vm_pressure_level, level {l}"))),
+        pressure: host.level.map(|l| Pressure {
+            percent: l.as_percent(),
+            source: format!("kern.memorystatus_vm_pressure_level, level {l}"),
+        }),
     }
 }
 

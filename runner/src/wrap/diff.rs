@@ -1,143 +1,15 @@
-//! A unified diff of two texts, line by line, for `wrap --dry-run`.
-//!
-//! Myers' algorithm: O((N+M)·D) time and O(D²) memory for D changed lines,
-//! after the common head and tail are set aside. A plain LCS table would be
-//! O(N·M), and `~/.claude.json` can run to tens of thousands of lines.
+//! A unified diff of two texts, line by line, for `wrap --dry-run`: the
+//! `similar` crate's Myers diff (O((N+M)·D) for D changed lines, and
+//! `~/.claude.json` can run to tens of thousands of lines), printed in the
+//! format of `diff -u`.
 
-use std::fmt::Write;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Equal,
-    Delete,
-    Insert,
-}
+use similar::TextDiff;
 
 /// The diff of `old` to `new` with `context` lines around each change, or
 /// an empty string when they are equal. Lines are compared with their line
 /// ending, so a missing final newline is a change, shown as `diff` does.
 pub fn unified(old: &str, new: &str, old_label: &str, new_label: &str, context: usize) -> String {
-    let a: Vec<&str> = old.split_inclusive('\n').collect();
-    let b: Vec<&str> = new.split_inclusive('\n').collect();
-    let ops = script(&a, &b);
-    let mut out = String::new();
-    if ops.iter().all(|op| *op == Op::Equal) {
-        return out;
-    }
-    // Line numbers (0-based counts) in `a` and `b` before each op.
-    let (mut ia, mut ib) = (vec![0], vec![0]);
-    for op in &ops {
-        ia.push(ia[ia.len() - 1] + usize::from(*op != Op::Insert));
-        ib.push(ib[ib.len() - 1] + usize::from(*op != Op::Delete));
-    }
-    let _ = writeln!(out, "--- {old_label}\n+++ {new_label}");
-    for hunk in hunks(&ops, context) {
-        let _ = writeln!(
-            out,
-            "@@ -{} +{} @@",
-            range(ia[hunk.start], ia[hunk.end] - ia[hunk.start]),
-            range(ib[hunk.start], ib[hunk.end] - ib[hunk.start])
-        );
-        for i in hunk {
-            let (sign, line) = match ops[i] {
-                Op::Equal => (' ', a[ia[i]]),
-                Op::Delete => ('-', a[ia[i]]),
-                Op::Insert => ('+', b[ib[i]]),
-            };
-            out.push(sign);
-            out.push_str(line);
-            if !line.ends_with('\n') {
-                out.push_str("\n\\ No newline at end of file\n");
-            }
-        }
-    }
-    out
-}
-
-/// `start,len` as a hunk header writes it: 1-based, except that an empty
-/// range names the line before it, and `,1` is left out.
-fn range(before: usize, len: usize) -> String {
-    match len {
-        0 => format!("{before},0"),
-        1 => format!("{}", before + 1),
-        _ => format!("{},{len}", before + 1),
-    }
-}
-
-/// Op index ranges of the hunks: each change with `context` equal lines
-/// around it, merged where they would touch or overlap.
-fn hunks(ops: &[Op], context: usize) -> Vec<std::ops::Range<usize>> {
-    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
-    for (i, _) in ops.iter().enumerate().filter(|(_, op)| **op != Op::Equal) {
-        let start = i.saturating_sub(context);
-        let end = (i + 1 + context).min(ops.len());
-        match out.last_mut() {
-            Some(last) if start <= last.end => last.end = end,
-            _ => out.push(start..end),
-        }
-    }
-    out
-}
-
-/// The edit script from `a` to `b`, one op per line.
-fn script(a: &[&str], b: &[&str]) -> Vec<Op> {
-    let head = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let tail = a[head..].iter().rev().zip(b[head..].iter().rev()).take_while(|(x, y)| x == y).count();
-    let mut ops = vec![Op::Equal; head];
-    ops.extend(myers(&a[head..a.len() - tail], &b[head..b.len() - tail]));
-    ops.extend(std::iter::repeat_n(Op::Equal, tail));
-    ops
-}
-
-/// Myers' greedy shortest edit script ("An O(ND) Difference Algorithm and
-/// Its Variations", 1986), recording each round's frontier to walk back.
-fn myers(a: &[&str], b: &[&str]) -> Vec<Op> {
-    let (n, m) = (a.len() as isize, b.len() as isize);
-    // `v[k]`: the furthest x reached on diagonal k = x - y; k runs over
-    // -(d+1)..=d+1 in round d, stored at k + `off`.
-    let off = n + m + 1;
-    let mut v = vec![0isize; (2 * off + 1) as usize];
-    // Round d's frontier as it was before the round: diagonals -d-1..=d+1.
-    let mut trace: Vec<Vec<isize>> = Vec::new();
-    'rounds: for d in 0..=(n + m) {
-        trace.push(v[(off - d - 1) as usize..=(off + d + 1) as usize].to_vec());
-        for k in (-d..=d).step_by(2) {
-            let at = |k: isize| (k + off) as usize;
-            let mut x =
-                if k == -d || (k != d && v[at(k - 1)] < v[at(k + 1)]) { v[at(k + 1)] } else { v[at(k - 1)] + 1 };
-            let mut y = x - k;
-            while x < n && y < m && a[x as usize] == b[y as usize] {
-                x += 1;
-                y += 1;
-            }
-            v[at(k)] = x;
-            if x >= n && y >= m {
-                break 'rounds;
-            }
-        }
-    }
-    let (mut x, mut y) = (n, m);
-    let mut ops = Vec::new();
-    for (d, frontier) in trace.iter().enumerate().rev() {
-        let d = d as isize;
-        let at = |k: isize| frontier[(k + d + 1) as usize];
-        let k = x - y;
-        let prev_k = if k == -d || (k != d && at(k - 1) < at(k + 1)) { k + 1 } else { k - 1 };
-        let prev_x = at(prev_k);
-        let prev_y = prev_x - prev_k;
-        while x > prev_x && y > prev_y {
-            ops.push(Op::Equal);
-            x -= 1;
-            y -= 1;
-        }
-        if d > 0 {
-            ops.push(if x == prev_x { Op::Insert } else { Op::Delete });
-        }
-        x = prev_x;
-        y = prev_y;
-    }
-    ops.reverse();
-    ops
+    TextDiff::from_lines(old, new).unified_diff().context_radius(context).header(old_label, new_label).to_string()
 }
 
 #[cfg(test)]
@@ -232,12 +104,12 @@ mod tests {
     }
 
     #[test]
-    fn the_script_is_shortest() {
+    fn the_diff_is_shortest() {
         // Myers' paper's example: ABCABBA -> CBABAC takes 5 edits.
-        let a: Vec<&str> = "ABCABBA".split("").filter(|s| !s.is_empty()).collect();
-        let b: Vec<&str> = "CBABAC".split("").filter(|s| !s.is_empty()).collect();
-        let edits = script(&a, &b).into_iter().filter(|op| *op != Op::Equal).count();
-        assert_eq!(edits, 5);
+        let lines = |s: &str| s.chars().map(|c| format!("{c}\n")).collect::<String>();
+        let d = unified(&lines("ABCABBA"), &lines("CBABAC"), "a", "b", 3);
+        let edits = d.lines().skip(2).filter(|l| l.starts_with('-') || l.starts_with('+')).count();
+        assert_eq!(edits, 5, "{d}");
     }
 
     #[test]

@@ -73,28 +73,34 @@ fn is_runner(command: &str, runner: Option<&str>) -> bool {
     RUNNER_NAMES.contains(&file_name) || runner == Some(command)
 }
 
-/// What follows the first `--` of `run ... -- COMMAND ARGS...`.
+/// The options of `run` that may take their value as the next argument
+/// (`--name KEY`, as an older wrap wrote it), global ones included. Kept in
+/// step with the command line by a test in `cli::args`.
+pub(crate) const RUN_OPTIONS_WITH_VALUE: [&str; 5] = ["--name", "--policy", "--session", "--driver", "--log-level"];
+
+/// What follows the `--` that ends the options of `run OPTIONS -- COMMAND
+/// ARGS...`. An option's value is skipped, never taken for that `--`: an
+/// older wrap wrote `--name KEY` as two arguments, and KEY may be `--`.
 fn inner_command<'a, 'e>(args: &'a [&'e str]) -> Option<&'a [&'e str]> {
-    if args.first() != Some(&"run") {
+    let (first, mut rest) = args.split_first()?;
+    if *first != "run" {
         return None;
     }
-    let dashdash = args.iter().position(|a| *a == "--")?;
-    let inner = &args[dashdash + 1..];
-    if inner.is_empty() { None } else { Some(inner) }
+    loop {
+        let (arg, after) = rest.split_first()?;
+        rest = match *arg {
+            "--" => return Some(after).filter(|inner| !inner.is_empty()),
+            option if RUN_OPTIONS_WITH_VALUE.contains(&option) => after.get(1..)?,
+            _ => after,
+        };
+    }
 }
 
-/// The runner's arguments for a server named `name`. A name that starts
-/// with `-` goes in one argument, `--name=NAME`: as two, the name `--`
-/// would end the runner's options early, for the runner and for undo.
+/// The runner's arguments for a server named `name`. `--name=NAME` is one
+/// argument, so that a name such as `--policy=/x` cannot be read as a flag.
 pub fn wrapped_args(name: &str, command: &str, args: &[&str]) -> Vec<String> {
-    let mut all = vec!["run".to_owned()];
-    if name.starts_with('-') {
-        all.push(format!("--name={name}"));
-    } else {
-        all.extend(["--name".to_owned(), name.to_owned()]);
-    }
-    all.extend(["--", command].into_iter().chain(args.iter().copied()).map(str::to_owned));
-    all
+    let head = ["run".to_owned(), format!("--name={name}"), "--".to_owned(), command.to_owned()];
+    head.into_iter().chain(args.iter().map(|s| (*s).to_owned())).collect()
 }
 
 #[cfg(test)]
@@ -135,6 +141,29 @@ mod tests {
             (r#"{"command": "mcp-runner", "args": ["run", "node", "s.js"]}"#, None, "Skip(OtherRunnerUse)"),
             (r#"{"command": "mcp-runner", "args": ["run", "--name", "s", "--"]}"#, None, "Skip(OtherRunnerUse)"),
             (r#"{"command": "mcp-runner", "args": ["doctor"]}"#, None, "Skip(OtherRunnerUse)"),
+            // See: issue 9, finding 5. Both forms wrap has written: `--name=KEY`
+            // now, `--name KEY` before, where KEY may look like a flag or be `--`.
+            (
+                r#"{"command": "mcp-runner", "args": ["run", "--name=--", "--", "uvx", "srv"]}"#,
+                None,
+                r#"Wrapped { inner: ["uvx", "srv"] }"#,
+            ),
+            (
+                r#"{"command": "mcp-runner", "args": ["run", "--name", "--", "--", "uvx", "srv"]}"#,
+                None,
+                r#"Wrapped { inner: ["uvx", "srv"] }"#,
+            ),
+            (
+                r#"{"command": "mcp-runner", "args": ["run", "--name", "--policy=/x", "--", "node"]}"#,
+                None,
+                r#"Wrapped { inner: ["node"] }"#,
+            ),
+            (
+                r#"{"command": "mcp-runner", "args": ["run", "--policy", "/p.toml", "--name", "s", "--", "x"]}"#,
+                None,
+                r#"Wrapped { inner: ["x"] }"#,
+            ),
+            (r#"{"command": "mcp-runner", "args": ["run", "--name"]}"#, None, "Skip(OtherRunnerUse)"),
             (
                 r#"{"command": "/opt/mcpr", "args": ["run", "--", "x"]}"#,
                 Some("/opt/mcpr"),
@@ -155,9 +184,16 @@ mod tests {
     fn wrapped_args_put_the_server_after_dashdash() {
         assert_eq!(
             wrapped_args("gh", "npx", &["-y", "--name", "x"]),
-            ["run", "--name", "gh", "--", "npx", "-y", "--name", "x"]
+            ["run", "--name=gh", "--", "npx", "-y", "--name", "x"]
         );
         assert_eq!(wrapped_args("--", "npx", &[]), ["run", "--name=--", "--", "npx"]);
         assert_eq!(wrapped_args("-x", "npx", &[]), ["run", "--name=-x", "--", "npx"]);
+    }
+
+    #[test]
+    fn issue_9_a_name_that_looks_like_a_flag_is_one_argument() {
+        // See: issue 9, finding 5
+        assert_eq!(wrapped_args("--policy=/x", "node", &[]), ["run", "--name=--policy=/x", "--", "node"]);
+        assert_eq!(wrapped_args("--", "node", &[]), ["run", "--name=--", "--", "node"]);
     }
 }

@@ -1,6 +1,6 @@
 //! `mcp-runner wrap`: rewrites the `mcpServers` of a client config (Claude
 //! Desktop, Claude Code's `.mcp.json` and `~/.claude.json`, Cursor) so that
-//! every stdio server runs as `RUNNER run --name NAME -- COMMAND ARGS...`,
+//! every stdio server runs as `RUNNER run --name=NAME -- COMMAND ARGS...`,
 //! and `--undo` turns them back.
 //!
 //! The config is edited, not re-serialized: only the `command` and `args`
@@ -11,9 +11,12 @@
 //! edited text is parsed again and compared with the intended change before
 //! anything is returned.
 //!
-//! Everything here is pure except [`file`], which reads and writes.
+//! Everything here is pure except [`file`], which reads and writes. [`edit`]
+//! is the read-edit-write over a [`Store`], started over while the config
+//! changes under it; [`file::ConfigFile`] is the store on disk.
 
 mod diff;
+mod edit;
 mod entry;
 mod error;
 pub mod file;
@@ -25,7 +28,9 @@ mod splice;
 use serde_json::Value;
 
 pub use diff::unified as unified_diff;
-pub use entry::Skip;
+pub use edit::{Action, Backup, EditError, Edited, MAX_ATTEMPTS, edit};
+#[cfg(test)]
+pub(crate) use entry::RUN_OPTIONS_WITH_VALUE;
 pub use error::ConfigError;
 pub use report::{EntryReport, Outcome};
 

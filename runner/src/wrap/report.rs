@@ -21,6 +21,7 @@ pub enum Outcome {
     Skipped(Skip),
 }
 
+#[cfg(test)]
 impl Outcome {
     /// Whether the entry's text changes.
     pub fn changes(&self) -> bool {

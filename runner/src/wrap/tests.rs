@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::entry::Skip;
 use super::*;
 
 const RUNNER: &str = "/opt/mcp-runner/bin/mcp-runner";
@@ -48,7 +49,7 @@ fn outcomes(p: &Plan) -> Vec<(String, Outcome)> {
 
 /// The specification, written independently of the implementation: every
 /// local server not already run by `mcp-runner` gets the runner as its
-/// command and `run --name NAME -- COMMAND ARGS...` as its args.
+/// command and `run --name=NAME -- COMMAND ARGS...` as its args.
 fn wrap_oracle(original: &Value) -> Value {
     let mut v = original.clone();
     for_each_entry(&mut v, &mut |name, e| {
@@ -57,11 +58,8 @@ fn wrap_oracle(original: &Value) -> Value {
         if remote || command.ends_with("mcp-runner") {
             return;
         }
-        let mut args: Vec<Value> = if name.starts_with('-') {
-            vec!["run".into(), format!("--name={name}").into(), "--".into(), command.clone().into()]
-        } else {
-            ["run", "--name", name, "--", &command].map(Value::from).into()
-        };
+        let name = format!("--name={name}");
+        let mut args: Vec<Value> = ["run", &name, "--", &command].map(Value::from).into();
         args.extend(e.get("args").and_then(Value::as_array).cloned().unwrap_or_default());
         e.insert("command".to_owned(), RUNNER.into());
         e.insert("args".to_owned(), args.into());
@@ -174,7 +172,7 @@ fn unknown_fields_and_other_keys_are_kept() {
     let weather = &wrapped["mcpServers"]["weather"];
     assert_eq!(weather["cwd"], "/home/ada/src/weather");
     assert_eq!(weather["x-note"], "unknown fields stay");
-    assert_eq!(weather["args"], serde_json::json!(["run", "--name", "weather", "--", "/home/ada/bin/weather-server"]));
+    assert_eq!(weather["args"], serde_json::json!(["run", "--name=weather", "--", "/home/ada/bin/weather-server"]));
     assert_eq!(wrapped["mcpServers"]["sqlite"]["disabled"], true);
     assert_eq!(wrapped["mcpServers"]["github"]["env"]["GITHUB_PERSONAL_ACCESS_TOKEN"], "ghp_example");
 }
@@ -195,7 +193,7 @@ fn claude_json_project_servers_are_wrapped_too() {
     );
     // Multi-line arrays stay multi-line, at their own indentation.
     assert!(
-        p.text.contains("\"args\": [\n            \"run\",\n            \"--name\",\n            \"postgres\","),
+        p.text.contains("\"args\": [\n            \"run\",\n            \"--name=postgres\",\n            \"--\","),
         "{}",
         p.text
     );

@@ -4,11 +4,14 @@
 //! Usage: `hostile MODE [N]`. Every mode prints one JSON line first (or, where the mode must
 //! create processes before it can name them, as soon as they exist):
 //! `{"jsonrpc":"2.0","method":"hostile/ready","params":{"pid":P,"mode":"M","sigblk":"...",...}}`
+//! (the params also hold the open descriptors `fds` and the credentials: `uid`, `gid`, and on
+//! Linux `uids`, `gids`, `groups`, `cap_eff`, `cap_prm`, `cap_inh`, `cap_bnd`, `cap_amb`,
+//! `no_new_privs` as `/proc/self/status` shows them)
 //! and then answers newline-delimited JSON-RPC requests with
 //! `{"jsonrpc":"2.0","id":ID,"result":{"echo":PARAMS}}`, unless the mode says otherwise.
 //!
 //! Modes: `echo`, `daemon`, `ignore-term`, `ignore-eof`, `zombies N`, `forkbomb`,
-//! `leak [MIB]`, `leak-on-input [MIB]`, `tree N` (see `main`).
+//! `leak [MIB]`, `leak-on-input [MIB]`, `tree N`, `fork-on-input` (see `main`).
 //!
 //! The process is single-threaded on purpose: after `fork` the child may then allocate and
 //! call anything, which is only sound when no other thread could hold a lock at fork time.
@@ -50,9 +53,10 @@ fn main() -> ExitCode {
         ("leak-on-input", None) => leak(LEAK_MAX, true),
         ("leak-on-input", Some(mib)) if mib >= 1 => leak(mib_bytes(mib), true),
         ("tree", Some(n)) if n >= 1 => tree(n),
+        ("fork-on-input", _) => fork_on_input(),
         _ => {
             eprintln!(
-                "usage: hostile echo|daemon|ignore-term|ignore-eof|forkbomb\n       hostile leak [MIB] | leak-on-input [MIB] | zombies N | tree N"
+                "usage: hostile echo|daemon|ignore-term|ignore-eof|forkbomb\n       hostile leak [MIB] | leak-on-input [MIB] | zombies N | tree N | fork-on-input"
             );
             return ExitCode::from(2);
         }
@@ -198,6 +202,35 @@ fn tree(n: usize) -> io::Result<()> {
     serve_echo()
 }
 
+/// A tree that grows on demand: every request forks one more sleeping child, reported as
+/// `hostile/forked` `{"pids":[CHILD]}` before the request is answered, so that a test decides
+/// when the runner sees its tree change. Exits 0 on EOF and leaves the children to the runner.
+fn fork_on_input() -> io::Result<()> {
+    ready("fork-on-input", Map::new())?;
+    let mut stdin = io::stdin().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if stdin.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let Ok(Value::Object(msg)) = serde_json::from_slice::<Value>(&line) else {
+            continue;
+        };
+        let (Some(id), Some(_method)) = (msg.get("id"), msg.get("method")) else {
+            continue;
+        };
+        // SAFETY: single-threaded process (see the module docs).
+        let child = match unsafe { fork() }.map_err(io::Error::from)? {
+            ForkResult::Child => sleep_forever(),
+            ForkResult::Parent { child } => child.as_raw(),
+        };
+        notify("hostile/forked", json!({ "pids": [child] }))?;
+        let params = msg.get("params").unwrap_or(&Value::Null);
+        emit(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"echo":{params}}}}}"#))?;
+    }
+}
+
 /// The classic double fork: the intermediate calls setsid() (new session and process group,
 /// so killpg() of the server's group misses the daemon) and forks again, then exits, so the
 /// daemon is orphaned and reparented to the nearest subreaper (the runner) or to init. The
@@ -301,6 +334,12 @@ fn ready(mode: &str, extra: Map<String, Value>) -> io::Result<()> {
     let (blocked, ignored) = signal_masks()?;
     params.insert("sigblk".into(), json!(blocked));
     params.insert("sigign".into(), json!(ignored));
+    // What the server was handed: its open descriptors (only 0, 1 and 2 should reach it) and
+    // its credentials (ids, capabilities, no_new_privs) as far as the platform shows them.
+    params.insert("fds".into(), json!(open_fds()?));
+    params.insert("uid".into(), json!(nix::unistd::geteuid().as_raw()));
+    params.insert("gid".into(), json!(nix::unistd::getegid().as_raw()));
+    params.extend(credentials()?);
     params.extend(extra);
     notify("hostile/ready", Value::Object(params))
 }
@@ -390,4 +429,50 @@ fn signal_masks() -> io::Result<(String, String)> {
         }
     }
     Ok((format!("{blk:016x}"), format!("{ign:016x}")))
+}
+
+/// The descriptors open in this process, ascending: the entries of `/proc/self/fd` (Linux) or
+/// `/dev/fd` (elsewhere) that are still open once the listing's own descriptor is closed.
+fn open_fds() -> io::Result<Vec<i32>> {
+    let dir = if cfg!(target_os = "linux") { "/proc/self/fd" } else { "/dev/fd" };
+    let listed: Vec<i32> =
+        std::fs::read_dir(dir)?.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok()).collect();
+    let mut open: Vec<i32> = listed
+        .into_iter()
+        // SAFETY: F_GETFD only asks whether the number is an open descriptor of this process;
+        // it touches no memory and changes nothing.
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
+        .collect();
+    open.sort_unstable();
+    Ok(open)
+}
+
+/// The credential lines of /proc/self/status: every id, the supplementary groups, the
+/// capability sets (16 hex digits each) and the no_new_privs flag.
+#[cfg(target_os = "linux")]
+fn credentials() -> io::Result<Map<String, Value>> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or_default();
+    let numbers = |name: &str| -> Vec<u64> { field(name).split_whitespace().filter_map(|n| n.parse().ok()).collect() };
+    let mut out = Map::new();
+    out.insert("uids".into(), json!(numbers("Uid:")));
+    out.insert("gids".into(), json!(numbers("Gid:")));
+    out.insert("groups".into(), json!(numbers("Groups:")));
+    for (key, name) in [
+        ("cap_eff", "CapEff:"),
+        ("cap_prm", "CapPrm:"),
+        ("cap_inh", "CapInh:"),
+        ("cap_bnd", "CapBnd:"),
+        ("cap_amb", "CapAmb:"),
+    ] {
+        out.insert(key.into(), json!(field(name)));
+    }
+    out.insert("no_new_privs".into(), json!(field("NoNewPrivs:").parse::<u8>().ok()));
+    Ok(out)
+}
+
+/// Elsewhere the effective ids (`uid`, `gid`) are all there is to report.
+#[cfg(not(target_os = "linux"))]
+fn credentials() -> io::Result<Map<String, Value>> {
+    Ok(Map::new())
 }

@@ -9,7 +9,7 @@ use mcp_runner_policy::Effective;
 use super::{hierarchy, root, wait_unpopulated};
 use crate::cgroup::fs::{CgroupDir, keyed, limit_value};
 use crate::cgroup::{memory, pids};
-use crate::driver::levels::{Figures, Levels, Measured};
+use crate::driver::levels::{Figures, Levels, Measured, PsiReading};
 use crate::host::HostFacts;
 use crate::os::kill::kill_marked;
 use crate::state::RunnerRecord;
@@ -47,6 +47,10 @@ impl Levels for CgroupfsLevels {
         }
     }
 
+    fn pressure(&self) -> Option<PsiReading> {
+        self.global.as_ref().and_then(psi_of)
+    }
+
     fn global_place(&self) -> Option<PathBuf> {
         self.global.as_ref().map(|g| g.path().to_path_buf())
     }
@@ -66,9 +70,10 @@ impl Levels for CgroupfsLevels {
         }
     }
 
-    fn release_session(&self, _session: &str) {
+    fn release_session(&self, _leaving: &str, _live: &std::collections::BTreeSet<String>) {
         // The last runner of a session removes its cgroup on the way out
-        // (Cgroupfs::remove); nothing is left to release.
+        // (Cgroupfs::remove: rmdir fails while another server is in it);
+        // nothing is left to release.
     }
 
     fn figures(&self, rec: &RunnerRecord) -> Figures {
@@ -107,7 +112,7 @@ fn is_leaf_of(global: &Path, leaf: &Path) -> bool {
         && leaf.file_name().and_then(|n| n.to_str()).and_then(hierarchy::leaf_owner).is_some()
 }
 
-/// Headroom and pressure of a session cgroup and its global parent.
+/// Headroom of a session cgroup and its global parent.
 pub(crate) fn measure_cgroups(
     global: &CgroupDir,
     session: &CgroupDir,
@@ -117,12 +122,15 @@ pub(crate) fn measure_cgroups(
     Measured {
         session_free: free_under(session, session_cap),
         global_free: free_under(global, global_cap),
-        pressure: global
-            .read(memory::PRESSURE)
-            .ok()
-            .and_then(|t| memory::some_avg10(&t))
-            .map(|p| (p, global.path().display().to_string())),
+        pressure: None,
     }
+}
+
+/// A cgroup's memory.pressure (`None` before the cgroup exists, or without
+/// PSI).
+pub(crate) fn psi_of(dir: &CgroupDir) -> Option<PsiReading> {
+    let some = dir.read(memory::PRESSURE).ok().and_then(|t| memory::psi_some(&t))?;
+    Some(PsiReading { some, place: dir.path().display().to_string() })
 }
 
 /// Free bytes under a cgroup's memory.max (or `cap` if it does not exist

@@ -75,18 +75,39 @@ impl Cgroupfs {
             match made {
                 Ok(()) => break,
                 Err(e) if attempt < 3 => tracing::debug!("retrying the session cgroup: {e}"),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // Nothing of ours may stay behind; a session another
+                    // server uses refuses the rmdir (EBUSY).
+                    let _ = session_dir.remove();
+                    return Err(e);
+                }
             }
         }
-        apply(&leaf, &budget.server.limits, true)?;
-        let watch = LeafWatch::new(
-            leaf,
-            session_dir,
-            budget.server.limits.clone(),
-            budget.session.limits.memory_max,
-            budget.server.throttle_timeout,
-        )?;
-        Ok(Cgroupfs { watch, interval: budget.server.sample_interval, runner: runner.pid, kill_passes: 0 })
+        let configured = (|| {
+            crate::fault::point("placement-leaf");
+            apply(&leaf, &budget.server.limits, true)?;
+            LeafWatch::new(
+                leaf.clone(),
+                session_dir.clone(),
+                budget.server.limits.clone(),
+                budget.session.limits.memory_max,
+                budget.server.throttle_timeout,
+            )
+        })();
+        match configured {
+            Ok(watch) => {
+                Ok(Cgroupfs { watch, interval: budget.server.sample_interval, runner: runner.pid, kill_passes: 0 })
+            }
+            Err(e) => {
+                // The leaf is empty (nothing was spawned yet): take it and
+                // an empty session down before reporting.
+                if let Err(rm) = leaf.remove() {
+                    tracing::warn!("{rm}; `mcp-runner gc` will retry");
+                }
+                let _ = session_dir.remove();
+                Err(e.into())
+            }
+        }
     }
 
     pub fn leaf(&self) -> &CgroupDir {

@@ -10,8 +10,8 @@ use mcp_runner_policy::Effective;
 use super::{dbus, properties, units};
 use crate::cgroup::fs::CgroupDir;
 use crate::cgroup::memory;
-use crate::driver::cgroupfs::levels::{cgroup_or_tree_figures, measure_cgroups};
-use crate::driver::levels::{Figures, Levels, Measured};
+use crate::driver::cgroupfs::levels::{cgroup_or_tree_figures, measure_cgroups, psi_of};
+use crate::driver::levels::{Figures, Levels, Measured, PsiReading};
 use crate::host::HostFacts;
 use crate::os::kill::kill_marked;
 use crate::state::RunnerRecord;
@@ -72,6 +72,10 @@ impl Levels for SystemdLevels {
         }
     }
 
+    fn pressure(&self) -> Option<PsiReading> {
+        self.global.as_ref().and_then(psi_of)
+    }
+
     fn global_place(&self) -> Option<PathBuf> {
         self.global.as_ref().map(|g| g.path().to_path_buf())
     }
@@ -96,11 +100,14 @@ impl Levels for SystemdLevels {
         });
     }
 
-    fn release_session(&self, session: &str) {
+    fn release_session(&self, leaving: &str, live: &std::collections::BTreeSet<String>) {
         // A slice outlives its scopes, and every client process is a
         // session of its own: stop the slice once its last server is gone.
+        // Stopping a slice stops every scope in it, so it is stopped only
+        // when no live runner's session maps to the same unit.
+        let Some(slice) = units::slice_to_release(leaving, live) else { return };
         self.call("stopping an empty session slice", |conn| {
-            dbus::systemd::stop_unit(conn, &units::session_slice(session), "replace", CALL_TIMEOUT).map(|_| ())
+            dbus::systemd::stop_unit(conn, &slice, "replace", CALL_TIMEOUT).map(|_| ())
         });
     }
 

@@ -52,9 +52,10 @@ pub fn manager_socket(euid: u32) -> Result<PathBuf, SystemdError> {
 }
 
 /// Connects to the manager. No `Subscribe`: on the private socket systemd
-/// sends every signal (JobRemoved included) to every connection anyway,
-/// and in the guest a Subscribe right after a daemon-reload was seen to go
-/// unanswered.
+/// sends every signal (JobRemoved included) to every connection anyway.
+/// (A Subscribe once went unanswered in the guest after a daemon-reload:
+/// the first call of a connection, read by systemd together with the
+/// client's BEGIN, which `Connection::authenticate` no longer allows.)
 pub fn connect(euid: u32) -> Result<Connection, SystemdError> {
     Ok(Connection::connect(manager_socket(euid)?, CALL_TIMEOUT)?)
 }

@@ -3,10 +3,13 @@
 //! system-wide memory pressure), and a server's figures are its tree's.
 
 use crate::cgroup::memory;
-use crate::driver::levels::{Figures, Levels, Measured};
+use crate::driver::levels::{Figures, Levels, Measured, PsiReading};
 use crate::os::kill::kill_marked;
 use crate::state::RunnerRecord;
 use crate::tree::{self, procfs::Procfs};
+
+/// The whole machine's memory pressure.
+const MACHINE_PSI: &str = "/proc/pressure/memory";
 
 pub struct MachineLevels;
 
@@ -27,11 +30,13 @@ impl Levels for MachineLevels {
         Measured {
             session_free: None,
             global_free: mem_available().map(|(free, total)| (free, total, "/proc/meminfo (MemAvailable)".into())),
-            pressure: std::fs::read_to_string("/proc/pressure/memory")
-                .ok()
-                .and_then(|t| memory::some_avg10(&t))
-                .map(|p| (p, "/proc/pressure/memory".to_string())),
+            pressure: None,
         }
+    }
+
+    fn pressure(&self) -> Option<PsiReading> {
+        let some = std::fs::read_to_string(MACHINE_PSI).ok().and_then(|t| memory::psi_some(&t))?;
+        Some(PsiReading { some, place: MACHINE_PSI.into() })
     }
 
     fn figures(&self, rec: &RunnerRecord) -> Figures {

@@ -37,11 +37,6 @@ impl Userland {
     pub fn new(limits: TreeLimits, interval: Duration) -> Userland {
         Userland { root: std::process::id() as i32, interval, judge: Judge::new(limits), last: TreeSample::default() }
     }
-
-    /// The last measurement.
-    pub fn last_sample(&self) -> &TreeSample {
-        &self.last
-    }
 }
 
 impl Driver for Userland {

@@ -2,6 +2,7 @@
 //! into a cgroup for spawning, procfs for the process table, a child
 //! subreaper so that no process of the tree ever leaves it.
 
+pub mod creds;
 mod events;
 mod host;
 pub mod kill;

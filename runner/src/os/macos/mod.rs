@@ -4,6 +4,7 @@
 //! tree are adopted by launchd, which reaps them; the `macos` driver follows
 //! them by lineage (`p_puniqueid`) and kills them itself.
 
+pub mod creds;
 mod events;
 mod guard;
 mod host;

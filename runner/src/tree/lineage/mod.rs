@@ -32,12 +32,16 @@ pub mod tracker;
 
 #[cfg(test)]
 pub(crate) mod fake;
+#[cfg(all(test, target_os = "linux"))]
+mod real_tests;
 #[cfg(test)]
 mod scenarios;
 
 use std::fmt;
 
-pub use self::tracker::{Found, Lineage, LineageRecord, Member, RescanReport};
+pub use self::tracker::Lineage;
+#[cfg(target_os = "macos")]
+pub use self::tracker::LineageRecord;
 
 /// One process, named so that a recycled pid can never be mistaken for it.
 ///

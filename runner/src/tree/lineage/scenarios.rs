@@ -11,7 +11,8 @@ use super::accounting::Accounting;
 use super::fake::{FakeOs, LAUNCHD, Listing, MIB, RUNNER};
 use super::jetsam::JetsamCover;
 use super::kill::{Bounds, KillPlan, KillReport};
-use super::{Found, Identity, Lineage, Signal};
+use super::tracker::Found;
+use super::{Identity, Lineage, Signal};
 use crate::tree::verdict::{Breach, TreeLimits, Verdict};
 
 /// Runs a SIGKILL plan to the end; group signals go to the fake's killpg,

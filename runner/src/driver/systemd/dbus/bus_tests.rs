@@ -9,8 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::conn::{BUS_INTERFACE, BUS_NAME, BUS_PATH};
+use super::message::Message;
 use super::systemd::{JOB_REMOVED_RULE, PropValue, start_transient_unit_message};
-use super::{Connection, DbusError, Message, Type, Value};
+use super::wire::{Type, Value};
+use super::{Connection, DbusError};
 
 const T: Duration = Duration::from_secs(10);
 const NAME_OWNER_CHANGED: &str =

@@ -76,6 +76,15 @@ impl Peer {
         auth
     }
 
+    /// Insists on sd-bus's pipelining: `BEGIN` must be on the wire before
+    /// the peer answers `OK` (see `Connection::authenticate`).
+    pub fn handshake_begin_before_ok(&mut self) -> String {
+        let auth = self.line();
+        assert_eq!(self.line(), "BEGIN", "BEGIN must come with AUTH, before OK");
+        self.write(b"OK 0123456789abcdef0123456789abcdef\r\n");
+        auth
+    }
+
     pub fn read(&mut self) -> Message {
         let mut buf = vec![0u8; FIXED_HEADER_LEN];
         self.stream.read_exact(&mut buf).expect("read a header");
@@ -90,6 +99,17 @@ impl Peer {
         let bytes = m.encode(self.serial).expect("the script's message encodes");
         self.write(&bytes);
         self.serial
+    }
+
+    /// Sends `ms` in one write, so the client reads them in as few reads
+    /// as the socket allows (message boundaries inside a read).
+    pub fn send_all(&mut self, ms: &[Message]) {
+        let mut bytes = Vec::new();
+        for m in ms {
+            self.serial += 1;
+            bytes.extend(m.encode(self.serial).expect("the script's message encodes"));
+        }
+        self.write(&bytes);
     }
 
     /// Keeps the connection open, silent, until the client closes it.

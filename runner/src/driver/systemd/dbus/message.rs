@@ -13,8 +13,6 @@ pub const FIXED_HEADER_LEN: usize = 16;
 
 /// Header flags.
 pub const NO_REPLY_EXPECTED: u8 = 0x1;
-pub const NO_AUTO_START: u8 = 0x2;
-pub const ALLOW_INTERACTIVE_AUTHORIZATION: u8 = 0x4;
 
 /// Header field codes.
 const PATH: u8 = 1;

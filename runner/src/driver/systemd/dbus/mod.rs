@@ -6,7 +6,9 @@
 //! a hand-written client for the same reason.
 //!
 //! What is implemented of the D-Bus specification:
-//! - transport: Unix stream sockets by path; SASL `AUTH EXTERNAL` only;
+//! - transport: Unix stream sockets by path; SASL `AUTH EXTERNAL` only,
+//!   with `BEGIN` pipelined as sd-bus clients send it (systemd does not
+//!   answer a first call that arrives in one read with `BEGIN`);
 //! - types `y b n q i u x t d s o g v`, arrays, structs and dict entries,
 //!   read in either byte order and written in the native one, with the
 //!   spec's size, depth and validity checks on everything read;
@@ -28,9 +30,7 @@ pub mod systemd;
 pub mod wire;
 
 pub use conn::{Connection, DbusError};
-pub use message::{Message, MessageKind};
-pub use systemd::{JobRemoved, PropValue};
-pub use wire::{Type, Value, WireError};
+pub use systemd::PropValue;
 
 #[cfg(test)]
 mod bus_tests;

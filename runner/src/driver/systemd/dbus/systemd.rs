@@ -20,15 +20,14 @@ use super::wire::{Type, Value};
 pub const SERVICE: &str = "org.freedesktop.systemd1";
 pub const PATH: &str = "/org/freedesktop/systemd1";
 pub const MANAGER: &str = "org.freedesktop.systemd1.Manager";
-const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+#[cfg(test)]
 pub const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
+#[cfg(test)]
 const ALREADY_SUBSCRIBED: &str = "org.freedesktop.systemd1.AlreadySubscribed";
 /// The match rule that delivers JobRemoved on a bus.
+#[cfg(test)]
 pub const JOB_REMOVED_RULE: &str = "type='signal',sender='org.freedesktop.systemd1',\
     interface='org.freedesktop.systemd1.Manager',member='JobRemoved'";
-/// sd-bus's own default method call timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(25);
-
 /// A transient unit property's value, as StartTransientUnit takes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PropValue {
@@ -125,8 +124,11 @@ pub fn set_unit_properties(
     conn.call(&msg, timeout).map(|_| ())
 }
 
+/// Test support (the runner never subscribes: on systemd's private
+/// socket every signal arrives anyway).
 /// Asks for JobRemoved: AddMatch on a bus (a no-op peer-to-peer), then
 /// Manager.Subscribe, which is harmless when already subscribed.
+#[cfg(test)]
 pub fn subscribe(conn: &mut Connection, timeout: Duration) -> Result<(), DbusError> {
     conn.add_match(JOB_REMOVED_RULE, timeout)?;
     match conn.call(&manager_call("Subscribe", vec![]), timeout) {
@@ -172,46 +174,11 @@ pub fn stop_unit(conn: &mut Connection, name: &str, mode: &str, timeout: Duratio
     object_path("StopUnit", &conn.call(&msg, timeout)?)
 }
 
-/// KillUnit: `who` is "main", "control" or "all".
-pub fn kill_unit(
-    conn: &mut Connection,
-    name: &str,
-    who: &str,
-    signal: i32,
-    timeout: Duration,
-) -> Result<(), DbusError> {
-    let msg =
-        manager_call("KillUnit", vec![Value::Str(name.to_owned()), Value::Str(who.to_owned()), Value::I32(signal)]);
-    conn.call(&msg, timeout).map(drop)
-}
-
-/// GetUnit: the unit's object path, or `None` if systemd has no such unit
-/// loaded.
-pub fn get_unit(conn: &mut Connection, name: &str, timeout: Duration) -> Result<Option<String>, DbusError> {
-    match conn.call(&manager_call("GetUnit", vec![Value::Str(name.to_owned())]), timeout) {
-        Ok(reply) => object_path("GetUnit", &reply).map(Some),
-        Err(DbusError::Remote { name, .. }) if name == NO_SUCH_UNIT => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// Manager.Reload (daemon-reload). It can take seconds on a busy host.
+/// Test support: `systemd install` reloads through systemctl.
+#[cfg(test)]
 pub fn reload(conn: &mut Connection, timeout: Duration) -> Result<(), DbusError> {
     conn.call(&manager_call("Reload", vec![]), timeout).map(drop)
-}
-
-/// The manager's Version property, e.g. "255.4-1ubuntu8".
-pub fn version(conn: &mut Connection, timeout: Duration) -> Result<String, DbusError> {
-    let msg = Message::method_call(SERVICE, PATH, PROPERTIES, "Get")
-        .with_body(vec![Value::Str(MANAGER.to_owned()), Value::Str("Version".to_owned())]);
-    let reply = conn.call(&msg, timeout)?;
-    match reply.body.as_slice() {
-        [Value::Variant(v)] => match &**v {
-            Value::Str(s) => Ok(s.clone()),
-            _ => Err(unexpected("Get(Version)", &reply)),
-        },
-        _ => Err(unexpected("Get(Version)", &reply)),
-    }
 }
 
 fn object_path(member: &str, reply: &Message) -> Result<String, DbusError> {

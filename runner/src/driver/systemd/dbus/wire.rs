@@ -370,13 +370,6 @@ impl Value {
             _ => None,
         }
     }
-
-    pub fn as_u32(&self) -> Option<u32> {
-        match self {
-            Value::U32(n) => Some(*n),
-            _ => None,
-        }
-    }
 }
 
 /// The signature of a sequence of values, e.g. a message body.
@@ -401,14 +394,6 @@ pub struct Writer {
 impl Writer {
     pub fn new() -> Writer {
         Writer::default()
-    }
-
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
     }
 
     pub fn into_bytes(self) -> Vec<u8> {

@@ -7,7 +7,6 @@
 //! test has seen its child, and the test says when it may go by closing a
 //! pipe. Events drive the test; sleeps only pace rescans and kill passes,
 //! and every wait has a deadline.
-#![cfg(target_os = "linux")]
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -18,9 +17,10 @@ use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use mcp_runner::tree::lineage::kill::{Bounds, KillPlan, KillReport};
-use mcp_runner::tree::lineage::procfs::{PidfdSignaller, ProcfsOs, signal_group};
-use mcp_runner::tree::lineage::{Found, Identity, Lineage, LineageOs, Signal, SignalError, Signaller};
+use crate::tree::lineage::kill::{Bounds, KillPlan, KillReport};
+use crate::tree::lineage::procfs::{PidfdSignaller, ProcfsOs, signal_group};
+use crate::tree::lineage::tracker::Found;
+use crate::tree::lineage::{Identity, Lineage, LineageOs, Signal, SignalError, Signaller};
 
 /// The two tests fork many processes; one at a time keeps the rescans of
 /// one from starving in the other's fork loop on a two-core machine.
