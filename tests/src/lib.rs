@@ -747,6 +747,18 @@ pub fn tree_marker_processes(marker: &str) -> Vec<i32> {
     procview::all_pids().into_iter().filter(|&pid| procview::environ_has(pid, &needle) && alive(pid)).collect()
 }
 
+/// Every live process whose environment holds the entry `needle` (`KEY=VALUE`), e.g. all the
+/// processes started with one fixture's `MCP_RUNNER_STATE_DIR`, wherever they live.
+pub fn processes_with_env(needle: &str) -> Vec<i32> {
+    procview::all_pids().into_iter().filter(|&pid| procview::environ_has(pid, needle) && alive(pid)).collect()
+}
+
+/// The arguments of `pid` (`/proc/PID/cmdline`); empty if it is gone.
+#[cfg(target_os = "linux")]
+pub fn cmdline(pid: i32) -> Vec<String> {
+    procview::cmdline(pid)
+}
+
 /// `pid (comm) state` for each pid, for failure messages.
 pub fn describe(pids: &[i32]) -> String {
     if pids.is_empty() {

@@ -39,6 +39,15 @@ pub fn environ_has(pid: i32, needle: &str) -> bool {
         .is_ok_and(|env| env.split(|&b| b == 0).any(|entry| entry == needle.as_bytes()))
 }
 
+/// The arguments of `pid` (`/proc/PID/cmdline`); empty if it is gone (or a zombie).
+pub fn cmdline(pid: i32) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn comm(pid: i32) -> String {
     fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
 }
