@@ -19,6 +19,7 @@
 #![cfg(target_os = "linux")]
 
 use std::io::Write;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
@@ -111,6 +112,13 @@ impl World {
 
     /// Starts a client and waits for it to connect (initialize, tools/list, get-env).
     fn client(&self, sdk: Sdk, name: &str, sampling: bool) -> Client {
+        let mut client = self.spawn(sdk, name, sampling);
+        self.connected(&mut client);
+        client
+    }
+
+    /// Starts a client; [`World::connected`] waits for it to connect.
+    fn spawn(&self, sdk: Sdk, name: &str, sampling: bool) -> Client {
         let mut cmd = match sdk {
             Sdk::TypeScript => {
                 let mut cmd = Command::new(&self.peers.node_bin);
@@ -138,7 +146,7 @@ impl World {
             .stderr(Stdio::piped());
         self.fx.apply_env(&mut cmd);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
-        let mut client = Client {
+        Client {
             name: name.to_owned(),
             lines: Lines::read(child.stdout.take().unwrap()),
             stderr: Stderr::collect(child.stderr.take().unwrap()),
@@ -148,17 +156,21 @@ impl World {
             runner_pid: 0,
             marker: String::new(),
             has_sampling_tool: false,
-        };
+        }
+    }
+
+    /// Waits for the client's `connected` event and records what it reports.
+    fn connected(&self, client: &mut Client) {
         let connected = client.event("connected");
+        let name = &client.name;
         client.runner_pid =
-            connected["runner_pid"].as_i64().unwrap_or_else(|| panic!("no runner_pid: {connected}")) as i32;
+            connected["runner_pid"].as_i64().unwrap_or_else(|| panic!("{name}: no runner_pid: {connected}")) as i32;
         client.marker = connected["server_marker"]
             .as_str()
             .unwrap_or_else(|| panic!("the server {name} reached has no MCP_RUNNER_ID: {connected}"))
             .to_owned();
         client.has_sampling_tool = connected["has_sampling_tool"] == true;
         eprintln!("[{:>6.2?}] {name} connected: {connected}", self.start.elapsed());
-        client
     }
 
     /// The live server-everything processes started for this test.
@@ -196,6 +208,14 @@ impl World {
         });
         let marked: Vec<i32> = markers.iter().flat_map(|m| tree_marker_processes(m)).collect();
         assert!(gone, "left after every client closed: {}; marked: {}", self.ps(), describe(&marked));
+        // Nor a socket in the state dir (a pool host's, say) that nothing listens on any more.
+        let sockets: Vec<String> = std::fs::read_dir(&self.fx.state_dir)
+            .expect("read the state dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(sockets.is_empty(), "sockets left in the state dir: {sockets:?}");
         // The process a marker names (the runner or pool host that owned the server) is gone too.
         for marker in markers {
             let (pid, start) = marker.split_once('.').unwrap_or_else(|| panic!("marker {marker} is not PID.START"));
@@ -541,4 +561,65 @@ fn never_runs_one_server_per_client() {
     py1.close();
     world.assert_nothing_left(&[&ts1.marker, &ts2.marker, &py1.marker]);
     eprintln!("[{:>6.2?}] nothing left", world.start.elapsed());
+}
+
+#[test]
+fn clients_started_at_once_share_one_server() {
+    let Some(peers) = installed() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let world = World::new(peers, "always");
+    // No pool host yet, three runs racing to be the one that starts it.
+    let mut clients = [
+        world.spawn(Sdk::TypeScript, "ts1", true),
+        world.spawn(Sdk::Python, "py1", true),
+        world.spawn(Sdk::TypeScript, "ts2", true),
+    ];
+    for client in clients.iter_mut() {
+        world.connected(client);
+    }
+    let servers = world.servers();
+    assert_eq!(servers.len(), 1, "server-everything processes with three clients started at once: {}", world.ps());
+    for c in &clients {
+        assert_eq!(c.marker, clients[0].marker, "{} reached another server than ts1; {}", c.name, world.ps());
+    }
+    let [ts1, py1, ts2] = &mut clients;
+    own_answers(&world, &mut [ts1, ts2, py1]);
+    let marker = clients[0].marker.clone();
+    last_close_then_idle(&world, &mut clients.iter_mut().collect::<Vec<_>>(), servers[0]);
+    world.assert_nothing_left(&[&marker]);
+}
+
+#[test]
+fn a_client_within_idle_timeout_reuses_the_server() {
+    let Some(peers) = installed() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let world = World::new(peers, "always");
+    let mut first = world.client(Sdk::TypeScript, "ts1", true);
+    let servers = world.servers();
+    assert_eq!(servers.len(), 1, "server-everything processes with one client: {}", world.ps());
+    let server_start = start_time(servers[0]);
+    let sent = Instant::now();
+    first.close();
+    let mut second = world.client(Sdk::Python, "py1", true);
+    let took = sent.elapsed();
+    // The idle clock starts after the close was sent: a client connected sooner than
+    // idle_timeout after that found the server alive and must have been given it.
+    if took < idle() {
+        assert_eq!(
+            second.marker,
+            first.marker,
+            "py1 connected {took:?} after ts1 left and got a new server; {}",
+            world.ps()
+        );
+        assert_eq!(world.servers(), servers, "server-everything processes after py1 came back; {}", world.ps());
+        assert_eq!(start_time(servers[0]), server_start, "the server was restarted");
+    } else {
+        eprintln!("py1 connected {took:?} after ts1 left, later than idle_timeout {:?}: reuse not checked", idle());
+    }
+    let echo = second.call("echo 10");
+    assert_eq!(echo["wrong"], serde_json::json!([]), "{echo}");
+    let server = world.servers();
+    assert_eq!(server.len(), 1, "server-everything processes: {}", world.ps());
+    last_close_then_idle(&world, &mut [&mut second], server[0]);
+    world.assert_nothing_left(&[&first.marker, &second.marker]);
 }
