@@ -92,6 +92,9 @@ fn related_task_names_the_client() {
     assert_eq!(from_server(&mut m, 1, &asks), [client(1, &asks)]);
     let status = notification("notifications/tasks/status", r#"{"taskId":"T1","status":"completed"}"#);
     assert_eq!(from_server(&mut m, 1, &status), [client(1, &status)]);
+    let get = request("3", "tasks/get", r#"{"taskId":"T1"}"#);
+    assert_eq!(from_client(&mut m, 2, &get), [client(2, &err("3", -32602, "no such task on this connection"))]);
+    assert_eq!(from_client(&mut m, 1, &get), [server(1, &request("5", "tasks/get", r#"{"taskId":"T1"}"#))]);
 }
 
 #[test]
