@@ -19,7 +19,9 @@
 //   stats                  ping (a round trip through whatever sits between), then the count
 //                          of every message received so far, by method: {"raw":{...}}
 //   echo N                 N concurrent echo calls, each checked against its own message
-//   sampling               trigger-sampling-request; the result must name this client
+//   sampling               trigger-sampling-request: {"own":whether the result names this
+//                          client,"callback_calls":how often its callback ran meanwhile,
+//                          "result_text":...} (ok even if the server's request was refused)
 //   progress STEPS         trigger-long-running-operation (STEPS steps, 0.2 s each) with a
 //                          progress callback: {"progress":notifications with this call's
 //                          token,"callback":how many reached the callback}
@@ -179,8 +181,9 @@ async function main() {
       });
       const got = text(result);
       return {
-        ok: got.includes(`sampled by ${name}`) && samplingCalls === before + 1,
+        own: got.includes(`sampled by ${name}`),
         callback_calls: samplingCalls - before,
+        is_error: result.isError === true,
         result_text: got,
       };
     },

@@ -310,6 +310,14 @@ impl Client {
         stats["raw"][method].as_u64().unwrap_or(0)
     }
 
+    /// How often the client's sampling callback ran so far.
+    fn sampling_calls(&mut self) -> u64 {
+        let stats = self.call("stats");
+        stats["sampling_calls"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{}: stats without sampling_calls: {stats}", self.name))
+    }
+
     /// Closes the session and waits for the client to exit 0 (its SDK waits for the runner).
     fn close(&mut self) {
         self.send("close");
@@ -348,10 +356,11 @@ fn together(calls: &mut [(&mut Client, &str)]) -> Vec<Value> {
 // ---------------------------------------------------------------------------------------------
 // The scenarios
 
-/// Echo, sampling and progress on all `clients` at once; each must get its own answers.
+/// Echo, sampling and progress on all `clients` at once; each must get its own answers
+/// (`shared`: they share one server, which may refuse sampling requests it cannot attribute).
 /// Progress runs on the first and last client (different step counts: their calls and progress
 /// tokens overlap), the others must receive no progress notification at all.
-fn own_answers(world: &World, clients: &mut [&mut Client]) {
+fn own_answers(world: &World, clients: &mut [&mut Client], shared: bool) {
     let t = Instant::now();
     let mut calls: Vec<(&mut Client, &str)> = clients.iter_mut().map(|c| (&mut **c, "echo 10")).collect();
     for (v, (client, _)) in together(&mut calls).iter().zip(&calls) {
@@ -360,18 +369,60 @@ fn own_answers(world: &World, clients: &mut [&mut Client]) {
     }
     eprintln!("[{:>6.2?}] 10 echoes each, concurrently: {:?}", world.start.elapsed(), t.elapsed());
 
+    // Sampling, one client at a time: the server's sampling/createMessage comes while only the
+    // caller has a request in flight, so it is the caller's, and only its callback may answer.
     let t = Instant::now();
-    let before: Vec<u64> = clients.iter_mut().map(|c| c.call("stats")["sampling_calls"].as_u64().unwrap()).collect();
+    for i in 0..clients.len() {
+        let before: Vec<u64> = clients.iter_mut().map(|c| c.sampling_calls()).collect();
+        let v = clients[i].call("sampling");
+        let name = clients[i].name.clone();
+        assert!(v["own"] == true, "{name}: the sampling result is not its callback's: {v}");
+        for (c, before) in clients.iter_mut().zip(before) {
+            let ran = c.sampling_calls() - before;
+            let want = u64::from(c.name == name);
+            assert_eq!(ran, want, "{}: its sampling callback ran {ran} times for {name}'s tool call", c.name);
+        }
+    }
+    eprintln!("[{:>6.2?}] sampling, one client at a time: {:?}", world.start.elapsed(), t.elapsed());
+
+    // Sampling from all at once. A stdio server's request does not say which of its requests it
+    // serves: with several clients' calls in flight, a pool host may refuse it (JSON-RPC error
+    // to the server) but must never show it to another client. Without sharing, all succeed.
+    let t = Instant::now();
+    let names: Vec<String> = clients.iter().map(|c| c.name.clone()).collect();
+    let before: Vec<u64> = clients.iter_mut().map(|c| c.sampling_calls()).collect();
     let mut calls: Vec<(&mut Client, &str)> = clients.iter_mut().map(|c| (&mut **c, "sampling")).collect();
-    for (v, (client, _)) in together(&mut calls).iter().zip(&calls) {
-        // ok: the tool's result holds "sampled by <its own name>" and its callback ran once.
-        assert_eq!(v["callback_calls"], 1, "{}: {v}", client.name);
+    let results = together(&mut calls);
+    let mut refused = 0;
+    for ((v, (client, _)), before) in results.iter().zip(calls.iter_mut()).zip(before) {
+        let text = v["result_text"].as_str().unwrap_or_default();
+        for other in names.iter().filter(|n| **n != client.name) {
+            assert!(
+                !text.contains(&format!("sampled by {other}")),
+                "{}: got {other}'s sampling answer: {v}",
+                client.name
+            );
+        }
+        let ran = client.sampling_calls() - before;
+        if v["own"] == true {
+            assert_eq!(ran, 1, "{}: its callback ran {ran} times for its one call: {v}", client.name);
+        } else {
+            assert!(shared, "{}: concurrent sampling failed without sharing: {v}", client.name);
+            assert!(
+                text.contains("cannot tell which shared client"),
+                "{}: neither answered nor refused: {v}",
+                client.name
+            );
+            assert_eq!(ran, 0, "{}: its callback ran, yet its call was refused: {v}", client.name);
+            refused += 1;
+        }
     }
-    for (client, before) in clients.iter_mut().zip(before) {
-        let after = client.call("stats")["sampling_calls"].as_u64().unwrap();
-        assert_eq!(after - before, 1, "{}: its sampling callback ran for another client's request", client.name);
-    }
-    eprintln!("[{:>6.2?}] sampling, concurrently: {:?}", world.start.elapsed(), t.elapsed());
+    eprintln!(
+        "[{:>6.2?}] sampling from {} clients at once, {refused} refused by the pool host: {:?}",
+        world.start.elapsed(),
+        names.len(),
+        t.elapsed()
+    );
 
     let t = Instant::now();
     let n = clients.len();
@@ -469,14 +520,14 @@ fn three_sdk_clients_share_one_server() {
     }
     assert_eq!(world.servers_of(&ts1.marker), vec![server], "the server in marker {}; {}", ts1.marker, world.ps());
 
-    own_answers(&world, &mut [&mut ts1, &mut ts2, &mut py1]);
+    own_answers(&world, &mut [&mut ts1, &mut ts2, &mut py1], true);
     own_updates(&world, &mut [&mut ts1, &mut ts2, &mut py1]);
 
     // One client leaves; the others go on with the same server.
     ts2.close();
     eprintln!("[{:>6.2?}] ts2 closed", world.start.elapsed());
     assert!(alive(server), "server {server} gone after one of three clients left; {}", world.ps());
-    own_answers(&world, &mut [&mut ts1, &mut py1]);
+    own_answers(&world, &mut [&mut ts1, &mut py1], true);
     assert_eq!(world.servers(), vec![server], "server-everything processes after ts2 left; {}", world.ps());
 
     last_close_then_idle(&world, &mut [&mut ts1, &mut py1], server);
@@ -549,14 +600,14 @@ fn never_runs_one_server_per_client() {
         assert!(c.has_sampling_tool, "{}: the server did not see the sampling capability", c.name);
     }
 
-    own_answers(&world, &mut [&mut ts1, &mut ts2, &mut py1]);
+    own_answers(&world, &mut [&mut ts1, &mut ts2, &mut py1], false);
     own_updates(&world, &mut [&mut ts1, &mut ts2, &mut py1]);
 
     // No idle_timeout: each server goes with its client.
     ts2.close();
     let gone = poll_until(hang_guard(), Duration::from_millis(20), || world.servers_of(&ts2.marker).is_empty());
     assert!(gone, "ts2's server outlived its runner; {}", world.ps());
-    own_answers(&world, &mut [&mut ts1, &mut py1]);
+    own_answers(&world, &mut [&mut ts1, &mut py1], false);
     ts1.close();
     py1.close();
     world.assert_nothing_left(&[&ts1.marker, &ts2.marker, &py1.marker]);
@@ -583,7 +634,7 @@ fn clients_started_at_once_share_one_server() {
         assert_eq!(c.marker, clients[0].marker, "{} reached another server than ts1; {}", c.name, world.ps());
     }
     let [ts1, py1, ts2] = &mut clients;
-    own_answers(&world, &mut [ts1, ts2, py1]);
+    own_answers(&world, &mut [ts1, ts2, py1], true);
     let marker = clients[0].marker.clone();
     last_close_then_idle(&world, &mut clients.iter_mut().collect::<Vec<_>>(), servers[0]);
     world.assert_nothing_left(&[&marker]);
