@@ -297,6 +297,20 @@ impl Client {
         }
     }
 
+    /// The next JSON line, whatever its event.
+    fn next_json(&mut self) -> Value {
+        loop {
+            match self.lines.next(hang_guard()) {
+                Ok(Some(line)) => match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => return v,
+                    Err(_) => eprintln!("{}: {line}", self.name),
+                },
+                Ok(None) => panic!("{}: stdout closed; stderr:\n{}", self.name, self.stderr.text()),
+                Err(_) => panic!("{}: nothing within {:?}; stderr:\n{}", self.name, hang_guard(), self.stderr.text()),
+            }
+        }
+    }
+
     /// Sends `command` and returns its event.
     fn call(&mut self, command: &str) -> Value {
         self.send(command);
@@ -444,26 +458,41 @@ fn own_answers(world: &World, clients: &mut [&mut Client], shared: bool) {
     eprintln!("[{:>6.2?}] progress 5 and 3 steps, concurrently: {:?}", world.start.elapsed(), t.elapsed());
 }
 
-/// The first client subscribes to [`URI`]; the second subscribes and unsubscribes (the first
-/// one's subscription must survive that); the first turns the server's updates on: it receives
-/// one, nobody else does.
-fn own_updates(world: &World, clients: &mut [&mut Client]) {
+/// The first and the last client subscribe to [`URI`]; the ones between subscribe and
+/// unsubscribe (the others' subscriptions must survive that); the first turns the server's
+/// updates on: it receives one, and so does the last when they share the server (it then
+/// subscribed to the same server), the others none.
+fn own_updates(world: &World, clients: &mut [&mut Client], shared: bool) {
     let t = Instant::now();
     let before: Vec<u64> = clients.iter_mut().map(|c| c.received("notifications/resources/updated")).collect();
-    let (subscriber, others) = clients.split_first_mut().expect("clients");
+    let (subscriber, rest) = clients.split_first_mut().expect("clients");
+    let (also, droppers) = rest.split_last_mut().expect("three clients");
     subscriber.call(&format!("subscribe {URI}"));
-    others[0].call(&format!("subscribe {URI}"));
-    others[0].call(&format!("unsubscribe {URI}"));
+    also.call(&format!("subscribe {URI}"));
+    for dropper in droppers.iter_mut() {
+        dropper.call(&format!("subscribe {URI}"));
+        dropper.call(&format!("unsubscribe {URI}"));
+    }
     subscriber.call("updates");
     subscriber.call(&format!("wait-updated {URI} 1"));
-    for (client, before) in others.iter_mut().zip(&before[1..]) {
-        let got = client.received("notifications/resources/updated") - before;
-        assert_eq!(got, 0, "{}: resources/updated of a subscription that is not its own", client.name);
+    if shared {
+        also.call(&format!("wait-updated {URI} 1"));
+    }
+    for (dropper, before) in droppers.iter_mut().zip(&before[1..]) {
+        let got = dropper.received("notifications/resources/updated") - before;
+        assert_eq!(got, 0, "{}: resources/updated after it unsubscribed", dropper.name);
+    }
+    let got = also.received("notifications/resources/updated") - before[before.len() - 1];
+    if shared {
+        assert!(got >= 1, "{}: {got} resources/updated of its subscription", also.name);
+    } else {
+        assert_eq!(got, 0, "{}: resources/updated from a server whose updates nobody turned on", also.name);
     }
     let got = subscriber.received("notifications/resources/updated") - before[0];
     assert!(got >= 1, "{}: {got} resources/updated", subscriber.name);
     subscriber.call("updates"); // off again
     subscriber.call(&format!("unsubscribe {URI}"));
+    also.call(&format!("unsubscribe {URI}"));
     eprintln!("[{:>6.2?}] subscription updates: {:?}", world.start.elapsed(), t.elapsed());
 }
 
@@ -521,7 +550,7 @@ fn three_sdk_clients_share_one_server() {
     assert_eq!(world.servers_of(&ts1.marker), vec![server], "the server in marker {}; {}", ts1.marker, world.ps());
 
     own_answers(&world, &mut [&mut ts1, &mut ts2, &mut py1], true);
-    own_updates(&world, &mut [&mut ts1, &mut ts2, &mut py1]);
+    own_updates(&world, &mut [&mut ts1, &mut ts2, &mut py1], true);
 
     // One client leaves; the others go on with the same server.
     ts2.close();
@@ -601,7 +630,7 @@ fn never_runs_one_server_per_client() {
     }
 
     own_answers(&world, &mut [&mut ts1, &mut ts2, &mut py1], false);
-    own_updates(&world, &mut [&mut ts1, &mut ts2, &mut py1]);
+    own_updates(&world, &mut [&mut ts1, &mut ts2, &mut py1], false);
 
     // No idle_timeout: each server goes with its client.
     ts2.close();
@@ -673,4 +702,33 @@ fn a_client_within_idle_timeout_reuses_the_server() {
     assert_eq!(server.len(), 1, "server-everything processes: {}", world.ps());
     last_close_then_idle(&world, &mut [&mut second], server[0]);
     world.assert_nothing_left(&[&first.marker, &second.marker]);
+}
+
+#[test]
+fn a_client_killed_mid_call_leaves_the_others_working() {
+    let Some(peers) = installed() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let world = World::new(peers, "always");
+    let mut ts1 = world.client(Sdk::TypeScript, "ts1", true);
+    let mut ts2 = world.client(Sdk::TypeScript, "ts2", true);
+    let mut py1 = world.client(Sdk::Python, "py1", true);
+    let servers = world.servers();
+    assert_eq!(servers.len(), 1, "server-everything processes with three clients open: {}", world.ps());
+
+    // ts2 starts a 2-second call; once ts1 got answers sent after it, ts2's runner is SIGKILLed.
+    ts2.send("progress 10");
+    ts1.call("echo 10");
+    kill(Pid::from_raw(ts2.runner_pid), Signal::SIGKILL).expect("kill ts2's runner");
+    let v = ts2.next_json();
+    assert!(v["event"] == "progress" && v["ok"] == false, "ts2's call did not fail with its runner gone: {v}");
+    eprintln!("[{:>6.2?}] ts2's runner killed mid-call", world.start.elapsed());
+
+    // The server goes on; the rest of ts2's call (progress, result) reaches nobody else.
+    own_answers(&world, &mut [&mut ts1, &mut py1], true);
+    assert_eq!(world.servers(), servers, "server-everything processes after ts2's runner was killed; {}", world.ps());
+    let late: Vec<u64> = [&mut ts1, &mut py1].iter_mut().map(|c| c.received("notifications/progress")).collect();
+    assert_eq!(late, vec![5, 3], "progress received by ts1, py1 (their own calls: 5, 3)");
+    drop(ts2);
+    last_close_then_idle(&world, &mut [&mut ts1, &mut py1], servers[0]);
+    world.assert_nothing_left(&[&ts1.marker]);
 }
