@@ -119,6 +119,12 @@ impl World {
 
     /// Starts a client; [`World::connected`] waits for it to connect.
     fn spawn(&self, sdk: Sdk, name: &str, sampling: bool) -> Client {
+        self.spawn_with(sdk, name, sampling, |_| {})
+    }
+
+    /// [`World::spawn`], with `tweak` applied last to the client's command (another
+    /// environment or working directory, which the client's runner inherits).
+    fn spawn_with(&self, sdk: Sdk, name: &str, sampling: bool, tweak: impl FnOnce(&mut Command)) -> Client {
         let mut cmd = match sdk {
             Sdk::TypeScript => {
                 let mut cmd = Command::new(&self.peers.node_bin);
@@ -145,6 +151,7 @@ impl World {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         self.fx.apply_env(&mut cmd);
+        tweak(&mut cmd);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
         Client {
             name: name.to_owned(),
@@ -531,9 +538,20 @@ fn last_close_then_idle(world: &World, clients: &mut [&mut Client], server: i32)
 
 #[test]
 fn three_sdk_clients_share_one_server() {
+    three_share_one_server("always");
+}
+
+/// "auto" shares as "always" does for a server that declares nothing against it (this one),
+/// and keeps sharing with the clients it has after refusing a sampling request.
+#[test]
+fn three_sdk_clients_share_one_server_auto() {
+    three_share_one_server("auto");
+}
+
+fn three_share_one_server(share: &str) {
     let Some(peers) = installed() else { return };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let world = World::new(peers, "always");
+    let world = World::new(peers, share);
     let mut ts1 = world.client(Sdk::TypeScript, "ts1", true);
     let mut ts2 = world.client(Sdk::TypeScript, "ts2", true);
     let mut py1 = world.client(Sdk::Python, "py1", true);
@@ -702,6 +720,63 @@ fn a_client_within_idle_timeout_reuses_the_server() {
     assert_eq!(server.len(), 1, "server-everything processes: {}", world.ps());
     last_close_then_idle(&world, &mut [&mut second], server[0]);
     world.assert_nothing_left(&[&first.marker, &second.marker]);
+
+    // After the pool retired its server (and its host left): a new client starts it all again.
+    let mut third = world.client(Sdk::TypeScript, "ts3", true);
+    assert_ne!(third.marker, second.marker, "ts3 reached the retired server's marker; {}", world.ps());
+    let echo = third.call("echo 10");
+    assert_eq!(echo["wrong"], serde_json::json!([]), "{echo}");
+    third.call("sampling");
+    let server = world.servers();
+    assert_eq!(server.len(), 1, "server-everything processes after a new start: {}", world.ps());
+    last_close_then_idle(&world, &mut [&mut third], server[0]);
+    world.assert_nothing_left(&[&third.marker]);
+}
+
+/// The pool key holds the runner's environment and working directory: a client whose runner
+/// has another variable, or another cwd, gets a server of its own.
+#[test]
+fn another_environment_or_directory_gets_another_server() {
+    let Some(peers) = installed() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let world = World::new(peers, "always");
+    let elsewhere = world.fx.dir().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    let mut clients = [
+        world.spawn(Sdk::TypeScript, "ts1", true),
+        world.spawn_with(Sdk::TypeScript, "ts-env", true, |cmd| {
+            cmd.env("SHARED_EVERYTHING_EXTRA", "1");
+        }),
+        world.spawn_with(Sdk::Python, "py-cwd", true, |cmd| {
+            cmd.current_dir(&elsewhere);
+        }),
+    ];
+    for client in clients.iter_mut() {
+        world.connected(client);
+    }
+    let [a, b, c] = &clients;
+    assert_ne!(a.marker, b.marker, "another environment, the same server; {}", world.ps());
+    assert_ne!(a.marker, c.marker, "another working directory, the same server; {}", world.ps());
+    assert_ne!(b.marker, c.marker, "{}", world.ps());
+    let servers = world.servers();
+    assert_eq!(servers.len(), 3, "server-everything processes for three pool keys: {}", world.ps());
+    let fds: Vec<(i32, Pidfd)> = servers.iter().map(|&pid| (pid, Pidfd::open(pid).expect("pidfd"))).collect();
+    let markers: Vec<String> = clients.iter().map(|c| c.marker.clone()).collect();
+    let [a, b, c] = &mut clients;
+    own_answers(&world, &mut [a, b, c], false);
+    let sent = Instant::now();
+    for client in clients.iter_mut() {
+        client.close();
+    }
+    for (pid, fd) in fds {
+        assert!(fd.wait(idle() + hang_guard()), "server {pid} outlived idle_timeout; {}", world.ps());
+        assert!(
+            sent.elapsed() >= idle(),
+            "server {pid} gone {:?} after the closes, before idle_timeout",
+            sent.elapsed()
+        );
+    }
+    world.assert_nothing_left(&markers.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 #[test]
