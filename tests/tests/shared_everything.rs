@@ -569,6 +569,10 @@ fn three_share_one_server(share: &str) {
 
     own_answers(&world, &mut [&mut ts1, &mut ts2, &mut py1], true);
     own_updates(&world, &mut [&mut ts1, &mut ts2, &mut py1], true);
+    for c in [&mut ts1, &mut ts2, &mut py1] {
+        let stats = c.call("stats");
+        eprintln!("{} received, by method: {}", c.name, stats["raw"]);
+    }
 
     // One client leaves; the others go on with the same server.
     ts2.close();
