@@ -811,3 +811,53 @@ fn a_client_killed_mid_call_leaves_the_others_working() {
     last_close_then_idle(&world, &mut [&mut ts1, &mut py1], servers[0]);
     world.assert_nothing_left(&[&ts1.marker]);
 }
+
+/// SIGKILL to the pool host: its clients' runners see their connection end and exit, and the
+/// server it owned goes too. Its socket is left behind (nothing could remove it): the next
+/// client must get a new pool anyway, and that one leaves nothing.
+#[test]
+fn the_pool_host_killed_takes_its_server_along() {
+    let Some(peers) = installed() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let world = World::new(peers, "always");
+    let mut ts1 = world.client(Sdk::TypeScript, "ts1", true);
+    let mut py1 = world.client(Sdk::Python, "py1", true);
+    let hosts: Vec<i32> = processes_with_env(&world.needle)
+        .into_iter()
+        .filter(|&pid| cmdline(pid).iter().any(|a| a == "pool-host"))
+        .collect();
+    assert_eq!(hosts.len(), 1, "pool hosts (processes with a pool-host argument): {}", world.ps());
+    let servers = world.servers();
+    assert_eq!(servers.len(), 1, "server-everything processes: {}", world.ps());
+    eprintln!("[{:>6.2?}] killing pool host {}; {}", world.start.elapsed(), hosts[0], world.ps());
+    kill(Pid::from_raw(hosts[0]), Signal::SIGKILL).expect("kill the pool host");
+
+    for (client, runner) in [(&ts1, ts1.runner_pid), (&py1, py1.runner_pid)] {
+        assert!(
+            Pidfd::open(runner).unwrap().wait(hang_guard()),
+            "{}: its runner {runner} outlived the pool host; {}",
+            client.name,
+            world.ps()
+        );
+    }
+    let server = Pidfd::open(servers[0]).unwrap();
+    assert!(server.wait(hang_guard()), "server {} outlived its pool host; {}", servers[0], world.ps());
+    eprintln!("[{:>6.2?}] runners and server gone", world.start.elapsed());
+    for client in [&mut ts1, &mut py1] {
+        client.send("stats");
+        let v = client.next_json();
+        assert!(v["ok"] == false, "{}: a request succeeded with its runner gone: {v}", client.name);
+        client.send("close");
+    }
+    drop((ts1, py1));
+    let gone = poll_until(hang_guard(), Duration::from_millis(20), || processes_with_env(&world.needle).is_empty());
+    assert!(gone, "left after the pool host was killed: {}", world.ps());
+
+    let mut ts2 = world.client(Sdk::TypeScript, "ts2", true);
+    let echo = ts2.call("echo 10");
+    assert_eq!(echo["wrong"], serde_json::json!([]), "{echo}");
+    let servers = world.servers();
+    assert_eq!(servers.len(), 1, "server-everything processes after the restart: {}", world.ps());
+    last_close_then_idle(&world, &mut [&mut ts2], servers[0]);
+    world.assert_nothing_left(&[&ts2.marker]);
+}
