@@ -71,6 +71,8 @@ struct Client {
     who: Option<ClientStatus>,
     /// Close once `out` is written.
     closing: bool,
+    /// Its first message went to the multiplexer.
+    placed: bool,
 }
 
 /// Runs the host on `listener` until the pool is empty.
@@ -232,6 +234,7 @@ impl Host {
                 out: OutQueue::default(),
                 who: None,
                 closing: false,
+                placed: false,
             };
             self.clients.insert(id, client);
         }
@@ -291,6 +294,12 @@ impl Host {
                     Frame::Oversized => None,
                 })
             });
+        }
+        if let Some(first) = lines.first_mut().filter(|_| !c.placed) {
+            // The first message places the client on an instance: the
+            // status file shows it from then on.
+            c.placed = first.is_some();
+            self.changed |= c.placed;
         }
         for line in lines {
             match line {

@@ -1,0 +1,286 @@
+//! A shared server (`share = "always"`) against hostile clients and failures: what one client
+//! does never reaches or stalls another, a dead pool host or server leaves nothing behind,
+//! and fifty relays starting at once start one server.
+//!
+//! The server is `hostile echo` (answers every request with its params); each relay is a real
+//! `mcp-runner run`, the pool host the real detached process.
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mcp_runner_tests::{Fixture, Policy, RunnerProc, alive, hang_guard, hostile, poll_until};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+fn fixture() -> Fixture {
+    let text = Policy::default()
+        .set_in("global", "max_pressure", "\"max\"")
+        .set_in("global", "min_headroom", "\"0\"")
+        .to_toml()
+        + "\n[server.echo]\nshare = \"always\"\nidle_timeout = \"1s\"\n";
+    Fixture::with_policy_text(&text)
+}
+
+fn relay(fx: &Fixture, session: &str) -> RunnerProc {
+    fx.run_in(session, "echo", &[hostile!(), "echo"])
+}
+
+/// initialize, as a 2025-11-25 client sends it.
+fn initialize(r: &mut RunnerProc) -> Value {
+    let line = r.request(
+        0,
+        "initialize",
+        &json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    r.send_line(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    serde_json::from_str(&line).expect("initialize response is JSON")
+}
+
+/// A request whose answer must carry this client's own id and params.
+fn echo_ok(r: &mut RunnerProc, id: u64, text: &str) {
+    let line = r.request(id, "tools/call", &json!({"name": "echo", "arguments": {"message": text}}));
+    let v: Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(v["id"], id, "{line}");
+    assert_eq!(v["result"]["echo"]["arguments"]["message"], text, "another client's answer? {line}");
+}
+
+/// The pool's status file (there is one pool in these tests), once it lists `clients` clients.
+fn pool_with_clients(fx: &Fixture, clients: usize) -> Value {
+    let mut status = Value::Null;
+    let found = poll_until(hang_guard(), Duration::from_millis(20), || {
+        status = pool_status(fx).unwrap_or(Value::Null);
+        let n: usize = status["instances"]
+            .as_array()
+            .map_or(0, |is| is.iter().map(|i| i["clients"].as_array().map_or(0, Vec::len)).sum());
+        n == clients && status["instances"].as_array().is_some_and(|i| !i.is_empty())
+    });
+    assert!(found, "the pool never had {clients} clients: {status}");
+    status
+}
+
+fn pool_status(fx: &Fixture) -> Option<Value> {
+    let entry = fs::read_dir(&fx.state_dir).ok()?.flatten().find(|e| {
+        let n = e.file_name().to_string_lossy().into_owned();
+        n.starts_with("pool-") && n.ends_with(".json")
+    })?;
+    serde_json::from_slice(&fs::read(entry.path()).ok()?).ok()
+}
+
+/// The shared server's pid, from its runner's record.
+fn server_pid(fx: &Fixture, status: &Value) -> i32 {
+    let runner = status["instances"][0]["runner"]["pid"].as_i64().expect("instance runner pid") as i32;
+    fx.record(runner)["server"]["pid"].as_i64().expect("server pid in the record") as i32
+}
+
+fn pool_files(fx: &Fixture) -> Vec<String> {
+    fs::read_dir(&fx.state_dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("pool-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn garbage_and_oversized_messages_get_errors_and_the_other_client_never_notices() {
+    let fx = fixture();
+    let mut a = relay(&fx, "a");
+    let mut b = relay(&fx, "b");
+    initialize(&mut a);
+    initialize(&mut b);
+    let status = pool_with_clients(&fx, 2);
+    let server = server_pid(&fx, &status);
+
+    a.send_line("this is not JSON");
+    let err: Value = serde_json::from_str(&a.read_line().expect("an answer to garbage")).expect("JSON");
+    assert_eq!(err["error"]["code"], -32700, "{err}");
+    assert_eq!(err["id"], Value::Null, "{err}");
+    echo_ok(&mut b, 1, "b after a's garbage");
+
+    // 5 MB, over the 4 MiB message cap: refused to a, never forwarded.
+    a.send_line(&format!(
+        r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{{"x":"{}"}}}}"#,
+        "y".repeat(5 << 20)
+    ));
+    let err: Value = serde_json::from_str(&a.read_line().expect("an answer to 5 MB")).expect("JSON");
+    assert_eq!(err["error"]["code"], -32600, "{err}");
+    echo_ok(&mut b, 2, "b after a's 5 MB");
+
+    // The same id twice in flight is refused to the sender only: the id stays a's own.
+    echo_ok(&mut a, 3, "a still works");
+    echo_ok(&mut b, 3, "b uses the same id");
+    assert!(alive(server), "the shared server died");
+    for r in [&mut a, &mut b] {
+        r.close_stdin();
+        r.assert_exit(0, None);
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_never_stalls_the_other() {
+    let fx = fixture();
+    let mut b = relay(&fx, "b");
+    initialize(&mut b);
+    // A relay whose stdout nobody reads: its pipe fills, it stops reading the socket (and its
+    // stdin), and the host queues what the server answered it, up to its per-client cap
+    // (beyond which the host drops it).
+    let mut cmd = fx.command(&["run", "--session", "a", "--name", "echo", "--", hostile!(), "echo"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut a = cmd.spawn().expect("spawn the unread relay");
+    let mut stdin = a.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let big = "z".repeat(100 << 10);
+        let _ = writeln!(
+            stdin,
+            r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{{}}}}}}"#
+        );
+        // 400 x 100 KB of answers: 40 MB, over the host's 16 MiB per-client backlog.
+        for id in 1..=400 {
+            if writeln!(stdin, r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"p":"{big}"}}}}"#)
+                .is_err()
+            {
+                break;
+            }
+        }
+        stdin
+    });
+    // a is stuck once its stdout pipe is full; b's calls are answered all along, each its own.
+    pool_with_clients(&fx, 2);
+    for id in 1..=50 {
+        echo_ok(&mut b, id, &format!("b call {id} while a does not read"));
+    }
+    assert!(alive(a.id() as i32), "the relay that is not read should be blocked, not gone");
+    let _ = kill(Pid::from_raw(a.id() as i32), Signal::SIGKILL);
+    let _ = a.wait();
+    drop(writer.join());
+    b.close_stdin();
+    b.assert_exit(0, None);
+}
+
+#[test]
+fn a_client_killed_mid_call_is_detached_and_the_others_go_on() {
+    let fx = fixture();
+    let mut a = relay(&fx, "a");
+    let mut b = relay(&fx, "b");
+    initialize(&mut a);
+    initialize(&mut b);
+    pool_with_clients(&fx, 2);
+    // A request on its way, then SIGKILL: the host must forget a and keep serving b.
+    a.send_line(
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}"#,
+    );
+    a.signal(Signal::SIGKILL);
+    a.wait_exit();
+    pool_with_clients(&fx, 1);
+    echo_ok(&mut b, 5, "b uses the id a had in flight");
+    b.close_stdin();
+    b.assert_exit(0, None);
+}
+
+#[test]
+fn a_sigkilled_pool_host_tells_its_clients_takes_its_server_down_and_gc_removes_the_rest() {
+    let fx = fixture();
+    let mut a = relay(&fx, "a");
+    let mut b = relay(&fx, "b");
+    initialize(&mut a);
+    initialize(&mut b);
+    let status = pool_with_clients(&fx, 2);
+    let server = server_pid(&fx, &status);
+    let host = status["host"]["pid"].as_i64().expect("host pid") as i32;
+    kill(Pid::from_raw(host), Signal::SIGKILL).expect("kill the pool host");
+    for r in [&mut a, &mut b] {
+        let line = r.read_line().expect("a message before the relay exits");
+        let v: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(v["error"]["code"], -32603, "{line}");
+        r.assert_exit(125, Some("pool host closed the connection"));
+    }
+    // The instance's runner saw its stdin close: the server goes down the teardown path.
+    assert!(
+        poll_until(hang_guard(), Duration::from_millis(20), || !alive(server)),
+        "the shared server outlived its host"
+    );
+    let out = fx.output(&["gc"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(pool_files(&fx).is_empty(), "gc left {:?}", pool_files(&fx));
+}
+
+#[test]
+fn a_crashed_shared_server_fails_its_clients_and_the_next_run_starts_a_fresh_one() {
+    let fx = fixture();
+    let mut a = relay(&fx, "a");
+    initialize(&mut a);
+    let status = pool_with_clients(&fx, 1);
+    let server = server_pid(&fx, &status);
+    kill(Pid::from_raw(server), Signal::SIGKILL).expect("kill the server");
+    a.assert_exit(125, Some("the server ended"));
+    // The next run finds the host (or a new one) and gets a new server.
+    let mut b = relay(&fx, "b");
+    initialize(&mut b);
+    echo_ok(&mut b, 1, "a fresh instance");
+    let status = pool_with_clients(&fx, 1);
+    assert_ne!(server_pid(&fx, &status), server, "the dead server was reused");
+    b.close_stdin();
+    b.assert_exit(0, None);
+}
+
+#[test]
+fn fifty_relays_at_once_start_exactly_one_server() {
+    let fx = fixture();
+    // Spawned from this thread: every relay's client is this process.
+    let mut relays: Vec<RunnerProc> = (0..50).map(|i| relay(&fx, &format!("s{i}"))).collect();
+    for (i, r) in relays.iter_mut().enumerate() {
+        initialize(r);
+        echo_ok(r, 1, &format!("client {i}"));
+    }
+    let status = pool_with_clients(&fx, 50);
+    assert_eq!(status["instances"].as_array().map(Vec::len), Some(1), "{status}");
+    let hosts = Command::new("pgrep").args(["-f", "mcp-runner pool-host --detached"]).output().expect("pgrep");
+    let ours = String::from_utf8_lossy(&hosts.stdout)
+        .lines()
+        .filter_map(|p| p.trim().parse::<i32>().ok())
+        .filter(|&p| {
+            fs::read(format!("/proc/{p}/environ")).is_ok_and(|e| {
+                e.split(|&b| b == 0)
+                    .any(|kv| kv == format!("MCP_RUNNER_STATE_DIR={}", fx.state_dir.display()).as_bytes())
+            })
+        })
+        .count();
+    assert_eq!(ours, 1, "pool hosts for this pool");
+    for r in &mut relays {
+        r.close_stdin();
+    }
+    for r in &mut relays {
+        r.assert_exit(0, None);
+    }
+    // After idle_timeout the server and the host are gone, and so is the socket.
+    let server = server_pid(&fx, &status);
+    assert!(poll_until(hang_guard(), Duration::from_millis(50), || !alive(server)), "the server outlived idle_timeout");
+    assert!(
+        poll_until(hang_guard(), Duration::from_millis(50), || !pool_files(&fx).iter().any(|n| n.ends_with(".sock"))),
+        "the host outlived its last server"
+    );
+}
+
+#[test]
+fn a_different_secret_never_shares() {
+    let fx = fixture();
+    let mut cmd = fx.command(&["run", "--session", "a", "--name", "echo", "--", hostile!(), "echo"]);
+    cmd.env("API_TOKEN", "alpha");
+    let mut a = RunnerProc::spawn(cmd);
+    let mut cmd = fx.command(&["run", "--session", "b", "--name", "echo", "--", hostile!(), "echo"]);
+    cmd.env("API_TOKEN", "beta");
+    let mut b = RunnerProc::spawn(cmd);
+    initialize(&mut a);
+    initialize(&mut b);
+    let socks = pool_files(&fx).into_iter().filter(|n| n.ends_with(".sock")).count();
+    assert_eq!(socks, 2, "two tokens, two pools: {:?}", pool_files(&fx));
+    for r in [&mut a, &mut b] {
+        r.close_stdin();
+        r.assert_exit(0, None);
+    }
+}
