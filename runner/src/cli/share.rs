@@ -61,12 +61,7 @@ fn relay_to_pool(args: &RunArgs, budget: &Effective, dir: &StateDir) -> Result<E
     let hello = Hello { version: wire::VERSION, key: wire::hex(key.as_bytes()), session, runner: me, since };
     let program =
         std::env::current_exe().context("cannot find the runner's own executable").or_exit(exit::RUNNER_FAILED)?;
-    // The host logs to its own file: at info unless the user chose a level.
-    let mut host_args = Vec::new();
-    if std::env::var_os("MCP_RUNNER_LOG").is_none() {
-        host_args.push(OsString::from("--log-level=info"));
-    }
-    host_args.push(OsString::from("pool-host"));
+    let mut host_args = vec![OsString::from("pool-host")];
     host_args.extend(forwarded(args));
     let stream = match relay::connect(dir, &key, &hello, &HostCommand { program: &program, args: host_args }) {
         Ok(s) => s,

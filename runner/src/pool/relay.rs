@@ -117,7 +117,13 @@ fn start_host(dir: &StateDir, files: &PoolFiles, host: &HostCommand) -> Result<(
     if UnixStream::connect(dir.entry_path(&files.socket())).is_ok() {
         return Ok(());
     }
-    let mut child = Command::new(host.program)
+    let mut cmd = Command::new(host.program);
+    // The host logs to its own file: at info unless the user chose a level
+    // (the variable is not part of the pool key).
+    if std::env::var_os("MCP_RUNNER_LOG").is_none() {
+        cmd.env("MCP_RUNNER_LOG", "info");
+    }
+    let mut child = cmd
         .args(&host.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -421,7 +421,10 @@ impl Host {
                 self.changed = true;
             }
             Ok(_) if c.out.len() > MAX_CLIENT_BACKLOG => {
+                // Closing is the error it gets: its relay tells the client
+                // once it reads again.
                 let why = format!("left {} bytes unread: dropped as too slow", c.out.len());
+                tracing::warn!("client {id}: {why}");
                 self.client_gone(id, &why);
             }
             Ok(_) => {}
