@@ -6,6 +6,7 @@
 //! `mcp-runner run`, the pool host the real detached process.
 
 use std::fs;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -228,4 +229,33 @@ fn a_different_secret_never_shares() {
         r.close_stdin();
         r.assert_exit(0, None);
     }
+}
+
+#[test]
+fn stop_of_a_session_detaches_its_client_and_stop_of_the_name_ends_the_server() {
+    let fx = fixture();
+    let mut a = relay(&fx, "doomed");
+    let mut b = relay(&fx, "kept");
+    initialize(&mut a);
+    initialize(&mut b);
+    let status = pool_with_clients(&fx, 2);
+    let server = server_pid(&fx, &status);
+
+    let text = fx.output(&["status"]);
+    assert!(text.stdout.contains("session shared"), "{}", text.stdout);
+    assert!(text.stdout.contains("2 clients: session doomed"), "{}", text.stdout);
+
+    let out = fx.output(&["stop", "doomed"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("detached 1 client"), "{}", out.stdout);
+    // A relay has nothing to tear down: SIGTERM ends it by its default action.
+    assert_eq!(a.wait_exit().signal(), Some(15), "the relay of the stopped session");
+    pool_with_clients(&fx, 1);
+    echo_ok(&mut b, 1, "the other session goes on");
+    assert!(alive(server), "stopping a session took the shared server down");
+
+    let out = fx.output(&["stop", "echo"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(!alive(server), "stop NAME left the shared server running");
+    assert_eq!(b.wait_exit().signal(), Some(15), "the relay of the stopped server");
 }
