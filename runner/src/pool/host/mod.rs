@@ -9,9 +9,12 @@
 //! routing decision is the multiplexer's (`mux`), which does no I/O. The
 //! host ends when it has no client and no instance left.
 
+mod clients;
 mod frames;
 mod instance;
 mod listen;
+mod servers;
+mod status;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -71,6 +74,8 @@ struct Client {
     who: Option<ClientStatus>,
     /// Close once `out` is written.
     closing: bool,
+    /// Its first message went to the multiplexer.
+    placed: bool,
 }
 
 /// Runs the host on `listener` until the pool is empty.
@@ -213,127 +218,6 @@ impl Host {
         Ok(())
     }
 
-    fn accept(&mut self, listener: &UnixListener) {
-        while let Ok((stream, _)) = listener.accept() {
-            let uid = crate::os::peer_uid(stream.as_fd());
-            let me = nix::unistd::Uid::effective().as_raw();
-            if uid.as_ref().ok() != Some(&me) {
-                tracing::warn!("refused a connection from uid {uid:?}: the pool serves uid {me} only");
-                continue;
-            }
-            if stream.set_nonblocking(true).is_err() {
-                continue;
-            }
-            let id = self.next_client;
-            self.next_client += 1;
-            let client = Client {
-                stream,
-                reader: LineReader::new(wire::MAX_HELLO),
-                out: OutQueue::default(),
-                who: None,
-                closing: false,
-            };
-            self.clients.insert(id, client);
-        }
-    }
-
-    fn read_client(&mut self, id: ClientId) {
-        let Some(c) = self.clients.get_mut(&id) else { return };
-        let n = match c.stream.read(&mut self.scratch) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => return,
-            Err(_) => 0,
-        };
-        if n == 0 {
-            self.client_gone(id, "closed its connection");
-            return;
-        }
-        let mut lines: Vec<Option<Vec<u8>>> = Vec::new();
-        let mut admitted = c.who.is_some();
-        // The hello is the first line; what follows it in the same read is
-        // the client's JSON-RPC, framed under the message cap.
-        let data = &self.scratch[..n];
-        let mut rest: &[u8] = data;
-        if !admitted {
-            let mut hello = None;
-            let cut = data.iter().position(|&b| b == b'\n').map_or(data.len(), |p| p + 1);
-            c.reader.feed(&data[..cut], &mut |f| {
-                hello = Some(match f {
-                    Frame::Line(l) => l.to_vec(),
-                    Frame::Oversized => Vec::new(),
-                })
-            });
-            rest = &data[cut..];
-            if let Some(line) = hello {
-                match self.cfg.check_hello(&line) {
-                    Ok(who) => {
-                        c.out.push_line(&Reply::accept().json());
-                        c.who = Some(who);
-                        c.reader = LineReader::new(MAX_CLIENT_MESSAGE);
-                        admitted = true;
-                        self.mux.connect(id);
-                        self.served = true;
-                        self.changed = true;
-                    }
-                    Err(why) => {
-                        tracing::warn!("refused a relay: {why}");
-                        c.out.push_line(&Reply::refuse(why).json());
-                        c.closing = true;
-                        rest = &[];
-                    }
-                }
-            }
-        }
-        if admitted {
-            c.reader.feed(rest, &mut |f| {
-                lines.push(match f {
-                    Frame::Line(l) => Some(l.to_vec()),
-                    Frame::Oversized => None,
-                })
-            });
-        }
-        for line in lines {
-            match line {
-                Some(l) => self.mux.from_client(id, &l, &mut self.actions),
-                None => self.mux.oversized(id, &mut self.actions),
-            }
-        }
-        self.apply();
-        self.flush_client(id);
-    }
-
-    fn read_server(&mut self, id: InstanceId) {
-        let Some(inst) = self.instances.get_mut(&id) else { return };
-        let Some(stdout) = inst.stdout.as_mut() else { return };
-        let n = match stdout.read(&mut self.scratch) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => return,
-            Err(_) => 0,
-        };
-        if n == 0 {
-            // The runner closed its stdout: it is exiting (or gone).
-            if let Some(mut inst) = self.instances.remove(&id) {
-                inst.stdout = None;
-                inst.stdin = None;
-                self.exited.push(inst);
-            }
-            tracing::info!("instance {id} ended");
-            self.mux.server_gone(id, &mut self.actions);
-            self.changed = true;
-            self.apply();
-            return;
-        }
-        let mut lines = Vec::new();
-        inst.reader.feed(&self.scratch[..n], &mut |f| match f {
-            Frame::Line(l) => lines.push(l.to_vec()),
-            Frame::Oversized => tracing::warn!("instance {id} sent a line over the cap: dropped"),
-        });
-        for l in lines {
-            self.mux.from_server(id, &l, &mut self.actions);
-        }
-        self.apply();
-    }
-
     /// Carries out what the multiplexer decided.
     fn apply(&mut self) {
         let actions = std::mem::take(&mut self.actions);
@@ -376,151 +260,6 @@ impl Host {
         for c in touched_clients {
             self.flush_client(c);
         }
-    }
-
-    fn spawn(&mut self, id: InstanceId) {
-        let tag = format!("{}:{id}", self.cfg.key.id());
-        match Instance::spawn(&self.cfg.launch, &tag) {
-            Ok(inst) => {
-                tracing::info!("instance {id} started: runner {}", inst.child.id());
-                self.instances.insert(id, inst);
-            }
-            Err(e) => {
-                tracing::error!("cannot start instance {id}: {e}");
-                self.mux.server_gone(id, &mut self.actions);
-            }
-        }
-        self.changed = true;
-    }
-
-    fn flush_server(&mut self, id: InstanceId) {
-        let Some(inst) = self.instances.get_mut(&id) else { return };
-        let Some(stdin) = inst.stdin.as_mut() else { return };
-        if let Err(e) = inst.out.flush(stdin) {
-            // The runner is going; its stdout's end tells the rest.
-            tracing::warn!("instance {id}: cannot write to the server: {e}");
-            inst.stop();
-        }
-    }
-
-    fn flush_client(&mut self, id: ClientId) {
-        let Some(c) = self.clients.get_mut(&id) else { return };
-        match c.out.flush(&mut c.stream) {
-            Ok(true) if c.closing => {
-                let _ = c.stream.shutdown(std::net::Shutdown::Both);
-                self.clients.remove(&id);
-                self.changed = true;
-            }
-            Ok(_) if c.out.len() > MAX_CLIENT_BACKLOG => {
-                let why = format!("left {} bytes unread: dropped as too slow", c.out.len());
-                self.client_gone(id, &why);
-            }
-            Ok(_) => {}
-            Err(_) => self.client_gone(id, "stopped reading (connection lost)"),
-        }
-    }
-
-    fn client_gone(&mut self, id: ClientId, why: &str) {
-        if let Some(c) = self.clients.remove(&id) {
-            if let Some(who) = &c.who {
-                tracing::info!("client {id} (session {}, runner {}) {why}", who.session, who.runner.pid);
-                self.mux.client_gone(id, &mut self.actions);
-            }
-            self.changed = true;
-        }
-        self.apply();
-    }
-
-    /// Starts and stops the idle timers of instances without clients, and
-    /// retires those whose timer ran out.
-    fn idle_timers(&mut self) {
-        let now = Instant::now();
-        let idle = self.mux.idle();
-        for (id, inst) in self.instances.iter_mut() {
-            let is_idle = idle.contains(id);
-            match (is_idle, inst.idle_since) {
-                (true, None) => {
-                    inst.idle_since = Some(now);
-                    self.changed = true;
-                }
-                (false, Some(_)) => {
-                    inst.idle_since = None;
-                    self.changed = true;
-                }
-                _ => {}
-            }
-        }
-        let expired: Vec<InstanceId> = self
-            .instances
-            .iter()
-            .filter(|(_, i)| i.stdin.is_some() && i.idle_since.is_some_and(|t| now >= t + self.cfg.idle_timeout))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in expired {
-            tracing::info!("instance {id} idle for {:?}: retired", self.cfg.idle_timeout);
-            self.mux.retire(id, &mut self.actions);
-        }
-        self.apply();
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let first = (!self.served).then_some(self.first_client_by);
-        self.instances
-            .values()
-            .filter(|i| i.stdin.is_some())
-            .filter_map(|i| i.idle_since)
-            .map(|t| t + self.cfg.idle_timeout)
-            .chain(first)
-            .min()
-    }
-
-    /// Reaps the runners of ended instances.
-    fn reap(&mut self) {
-        self.exited.retain_mut(|inst| match inst.child.try_wait() {
-            Ok(Some(status)) => {
-                tracing::info!("instance runner {} exited: {status}", inst.child.id());
-                false
-            }
-            Ok(None) => true,
-            Err(_) => false,
-        });
-    }
-
-    fn status_json(&self) -> Vec<u8> {
-        let views = self.mux.instances();
-        let epoch = |t: Option<Instant>| {
-            t.map(|t| {
-                let ago = t.elapsed();
-                SystemTime::now()
-                    .checked_sub(ago)
-                    .and_then(|s| s.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs())
-            })
-        };
-        let instances = views
-            .iter()
-            .map(|v| {
-                let inst = self.instances.get(&v.id);
-                InstanceStatus {
-                    id: v.id,
-                    runner: inst.and_then(|i| i.runner),
-                    class: v.class.clone(),
-                    shareable: v.shareable,
-                    clients: v.clients.iter().filter_map(|c| self.clients.get(c).and_then(|c| c.who.clone())).collect(),
-                    idle_since: epoch(inst.and_then(|i| i.idle_since)),
-                }
-            })
-            .collect();
-        let status = PoolStatus {
-            version: 1,
-            pool: self.cfg.key.id(),
-            host: self.cfg.me,
-            name: self.cfg.name.clone(),
-            command: self.cfg.launch.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
-            idle_timeout: self.cfg.idle_timeout.as_secs(),
-            instances,
-        };
-        serde_json::to_vec(&status).unwrap_or_default()
     }
 }
 
