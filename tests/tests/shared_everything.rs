@@ -3,14 +3,18 @@
 //! (tests/python/shared_client.py), several at once, each through its own `mcp-runner run`,
 //! against the real reference server `@modelcontextprotocol/server-everything`.
 //!
-//! With `share = "always"` the clients of one capability class must reach ONE server process
-//! (counted from /proc: `node .../server-everything/dist/index.js` processes started with this
-//! fixture's state dir), and each must still get only what is its own: its echoes, the sampling
-//! requests of its own tool calls (answered by its own callback), the progress of its own calls
-//! (the others get none), the updates of its own subscriptions. One client leaving does not
-//! disturb the others; after the last one the server lives on for idle_timeout, then nothing of
-//! the runner's is left. A client with other capabilities gets an instance of its own. With
-//! `share = "never"` every client gets its own server.
+//! With `share = "always"` (and `"auto"`) the clients of one capability class must reach ONE
+//! server process (counted from /proc: `node .../server-everything/dist/index.js` processes
+//! started with this fixture's state dir), and each must still get only what is its own: its
+//! echoes, the sampling requests of its own tool calls (answered by its own callback), the
+//! progress of its own calls (the others get none), the updates of its own subscriptions. A
+//! sampling request made while several clients have calls in flight cannot be attributed (a
+//! stdio server does not say which request it serves): the pool host may refuse it, but never
+//! shows it to another client. One client leaving, or being SIGKILLed mid-call, does not disturb
+//! the others; after the last one the server lives on for idle_timeout, then nothing of the
+//! runner's is left. Clients with other capabilities, another environment or another cwd get an
+//! instance of their own; a SIGKILLed pool host takes its relays and server along and the next
+//! client starts a new pool. With `share = "never"` every client gets its own server.
 //!
 //! The clients are driven by a line protocol (see shared-client.mjs) and answer with one JSON
 //! event a line, so the test waits for events, never for time. Linux only: it reads command
