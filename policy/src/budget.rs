@@ -79,6 +79,8 @@ pub struct ServerBudget {
     pub throttle_timeout: Option<Duration>,
     pub require: Enforcement,
     pub share: Share,
+    /// How long a shared server stays up after its last client left.
+    pub idle_timeout: Duration,
     pub max_instances: Option<u32>,
     /// This server's weight; a session's weight is the sum of its live
     /// servers' weights (see [`session_shares`](crate::session_shares)).
@@ -229,6 +231,7 @@ mod tests {
             throttle_timeout: None,
             require: Enforcement::Any,
             share: Share::Never,
+            idle_timeout: Duration::from_secs(300),
             max_instances: None,
             weight: 1,
             privileges: Privileges::default(),

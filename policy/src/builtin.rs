@@ -71,6 +71,10 @@ pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
 pub(crate) const THROTTLE_TIMEOUT: Option<Duration> = Some(Duration::from_secs(60));
 pub(crate) const REQUIRE: Enforcement = Enforcement::Any;
 pub(crate) const SHARE: Share = Share::Never;
+/// A shared server outlives its last client by this much: a client that
+/// restarts (or the next agent run) finds it warm, and an idle server
+/// does not hold its memory for long.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub(crate) const MAX_INSTANCES: Option<u32> = None;
 pub(crate) const WEIGHT: u32 = 1;
 // `no_new_privs`, `drop_capabilities`, `user` and `group` have no built-in

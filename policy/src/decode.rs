@@ -246,6 +246,7 @@ impl Decoder<'_> {
                 "throttle_timeout" => s.throttle_timeout = self.value(key, v, throttle_timeout),
                 "require" => s.require = self.choice(key, v, Enforcement::NAMES, Enforcement::from_name),
                 "share" => s.share = self.choice(key, v, Share::NAMES, Share::from_name),
+                "idle_timeout" => s.idle_timeout = self.value(key, v, |v| duration(v, EXPECTED_DURATION)),
                 "max_instances" => s.max_instances = self.count(key, v),
                 "weight" => s.weight = self.value(key, v, weight),
                 "no_new_privs" => s.no_new_privs = self.value(key, v, boolean),

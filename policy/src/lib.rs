@@ -184,6 +184,7 @@ sample_interval = "500ms"     # userland driver: how often the tree's memory is 
 throttle_timeout = "60s"      # how long a server may stay pinned at memory_high; "never" to disable
 require = "any"               # any | kernel  (kernel: refuse to start without cgroup enforcement)
 share = "never"               # never | auto | always
+idle_timeout = "5m"           # a shared server stays up this long after its last client
 max_instances = "max"         # at most this many live servers with this name, all sessions together
 
 [server.github]               # an entry, matched by `--name github`

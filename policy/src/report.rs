@@ -146,6 +146,7 @@ impl fmt::Display for Report {
             "throttle_timeout",
             "require",
             "share",
+            "idle_timeout",
             "max_instances",
             "weight",
             "match",
@@ -162,6 +163,7 @@ impl fmt::Display for Report {
                 b.throttle_timeout.map_or_else(|| "never".to_owned(), format_duration),
                 b.require.to_string(),
                 b.share.to_string(),
+                format_duration(b.idle_timeout),
                 count(b.max_instances),
                 b.weight.to_string(),
                 patterns.join(", "),
@@ -242,9 +244,9 @@ global:  max_sessions 16, max_servers 64, driver auto, cgroup_root chosen by the
          admission_wait 5s, min_headroom 64.0 MiB, max_pressure max
 session: max_servers 32, floor 1.5 GiB
 
-             grace  kill_timeout  sample_interval  throttle_timeout  require  share  max_instances  weight  match
-[defaults]   3s     2s            500ms            1m                any      never  max            1
-[server.fs]  3s     2s            1500ms           never             any      never  max            3       "npx * @modelcontextprotocol/server-filesystem *", "node */fs.js"
+             grace  kill_timeout  sample_interval  throttle_timeout  require  share  idle_timeout  max_instances  weight  match
+[defaults]   3s     2s            500ms            1m                any      never  5m            max            1
+[server.fs]  3s     2s            1500ms           never             any      never  5m            max            3       "npx * @modelcontextprotocol/server-filesystem *", "node */fs.js"
 
              no_new_privs  drop_capabilities  user    group
 [defaults]   if root       no                 -       65534

@@ -598,6 +598,7 @@ impl<'p> Resolver<'p> {
             throttle_timeout: value!(throttle_timeout, builtin::THROTTLE_TIMEOUT),
             require: value!(require, builtin::REQUIRE),
             share: value!(share, builtin::SHARE),
+            idle_timeout: value!(idle_timeout, builtin::IDLE_TIMEOUT),
             max_instances: value!(max_instances, builtin::MAX_INSTANCES),
             weight: value!(weight, builtin::WEIGHT),
             privileges: self.privileges(own, d),

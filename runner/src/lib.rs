@@ -23,6 +23,7 @@ mod fault;
 mod host;
 mod logging;
 mod os;
+mod pool;
 mod privileges;
 mod state;
 mod status;

@@ -41,6 +41,9 @@ pub enum Command {
     ///
     /// TARGET is a session id, a server name, or a runner or server pid.
     Stop { target: String },
+    /// The host of a shared server's pool (started by `run`, not by hand).
+    #[command(hide = true)]
+    PoolHost(PoolHostArgs),
     /// Show what this host offers and which enforcement driver runs.
     Doctor,
     /// Kill what dead runners left behind and remove their records.
@@ -134,9 +137,24 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "DRIVER")]
     pub driver: Option<DriverArg>,
 
+    /// This run is an instance of a shared server's pool (POOL:N): the pool
+    /// host starts it, and it runs unshared in session "shared".
+    #[arg(long, hide = true, value_name = "POOL:N")]
+    pub pool_instance: Option<String>,
+
     /// The server command and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PoolHostArgs {
+    /// The second stage: detach and serve (the first stage starts it and exits).
+    #[arg(long, hide = true)]
+    pub detached: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -51,7 +51,11 @@ pub fn gc(args: GcArgs) -> Result<ExitCode, Failure> {
         }
         orphans += leaves;
     }
-    if actions.is_empty() && orphans == 0 {
+    let pools = crate::pool::files::remove_dead(&dir);
+    for id in &pools {
+        println!("removed the files of pool {id} (its host was gone)");
+    }
+    if actions.is_empty() && orphans == 0 && pools.is_empty() {
         println!("nothing to clean up in {}", dir.path().display());
     }
     Ok(ExitCode::SUCCESS)

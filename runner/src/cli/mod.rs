@@ -7,6 +7,7 @@ mod gc;
 mod policy_check;
 mod policy_source;
 mod run;
+mod share;
 mod status;
 mod stop;
 mod systemd_unit;
@@ -64,6 +65,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Run(a) => run::run(a),
         Command::Status(a) => status::status(a),
         Command::Stop { target } => stop::stop(&target),
+        Command::PoolHost(a) => share::pool_host(a),
         Command::Doctor => doctor::doctor(),
         Command::Gc(a) => gc::gc(a),
         Command::Wrap(a) => wrap::wrap(a),

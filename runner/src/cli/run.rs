@@ -41,6 +41,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             &HostMemory { physical_bytes: facts.physical_memory },
         )
         .or_exit(exit::USAGE)?;
+    // A shared server: this run relays to its pool instead of spawning.
+    if let Some(shared) = super::share::try_relay(&args, &budget) {
+        return shared;
+    }
 
     let selection = choose_driver(&facts, &budget, args.driver)?;
     for p in &selection.passed_over {
@@ -60,7 +64,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .identity(std::process::id() as i32)
         .context("cannot read the runner's own process entry")
         .or_exit(exit::RUNNER_FAILED)?;
-    let session = session_id(args.session, &table);
+    let session = match &args.pool_instance {
+        Some(_) => "shared".to_owned(),
+        None => session_id(args.session, &table),
+    };
 
     // The record is what lets `gc` clean up after a SIGKILLed runner and
     // what admission counts. A directory someone else could change is never
@@ -102,6 +109,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         memory_high: budget.server.limits.memory_high,
         memory_max: budget.server.limits.memory_max,
         pids_max: budget.server.limits.pids_max,
+        pool: args.pool_instance.clone(),
     };
     if let Some(dir) = &state
         && let Err(refusal) =
@@ -241,7 +249,7 @@ fn choose_driver(facts: &HostFacts, budget: &Effective, flag: Option<DriverArg>)
 
 /// The session: `--session`, else the client process (pid and start time,
 /// so two clients that reuse a pid are two sessions).
-fn session_id(flag: Option<String>, table: &os::Procs) -> String {
+pub(super) fn session_id(flag: Option<String>, table: &os::Procs) -> String {
     flag.unwrap_or_else(|| {
         let ppid = nix::unistd::getppid().as_raw();
         match table.identity(ppid) {

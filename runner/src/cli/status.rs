@@ -20,7 +20,8 @@ pub fn status(args: StatusArgs) -> Result<ExitCode, Failure> {
     let budget = policy_source::levels_budget(facts.physical_memory).or_exit(exit::RUNNER_FAILED)?;
     let levels_of = |kind| levels::for_kind(kind, &facts, &budget);
     loop {
-        let st = status::collect::status(&dir.live_records(), global_cap(&facts, &budget), &levels_of);
+        let pools = crate::pool::files::read_statuses(&dir);
+        let st = status::collect::status(&dir.live_records(), &pools, global_cap(&facts, &budget), &levels_of);
         let body = if args.json { status::json(&st).or_exit(exit::RUNNER_FAILED)? + "\n" } else { render::text(&st) };
         let mut out = std::io::stdout().lock();
         // --watch redraws in place: home the cursor, clear the screen.

@@ -14,6 +14,7 @@ use crate::os::signal_exact;
 use crate::state::{RunnerRecord, StateDir};
 use crate::status::render::shown;
 use crate::sys::Signal;
+use crate::tree::ProcessId;
 
 /// Whether `target` names this runner's session, server name, runner pid
 /// or server pid.
@@ -28,11 +29,32 @@ pub fn matches(rec: &RunnerRecord, target: &str) -> bool {
 pub fn stop(target: &str) -> Result<ExitCode, Failure> {
     let dir = StateDir::locate().or_exit(exit::RUNNER_FAILED)?;
     let chosen: Vec<RunnerRecord> = dir.live_records().into_iter().filter(|r| matches(r, target)).collect();
-    if chosen.is_empty() {
+    // The relays of shared servers: stopping a session detaches its
+    // clients; the shared server goes on for the others.
+    let relays: Vec<(ProcessId, String)> = crate::pool::files::read_statuses(&dir)
+        .iter()
+        .flat_map(|p| p.instances.iter().flat_map(move |i| i.clients.iter().map(move |c| (p, c))))
+        .filter(|(p, c)| c.session == target || target.parse() == Ok(c.runner.pid) || p.name.as_deref() == Some(target))
+        .map(|(p, c)| {
+            (c.runner, format!("{} client of session {}", p.name.as_deref().unwrap_or("shared server"), c.session))
+        })
+        .collect();
+    if chosen.is_empty() && relays.is_empty() {
         return Err(anyhow!("no running session or server matches {target:?} (see `mcp-runner status`)"))
             .or_exit(exit::USAGE);
     }
     let table = Procs::snapshot();
+    let relays: Vec<ProcessId> = relays
+        .into_iter()
+        .filter(|(runner, what)| {
+            let signalled = signal_exact(&table, *runner, Signal::SIGTERM);
+            if signalled {
+                println!("detaching {} (runner {})", shown(what), runner.pid);
+            }
+            signalled
+        })
+        .map(|(runner, _)| runner)
+        .collect();
     for r in &chosen {
         if signal_exact(&table, r.runner, Signal::SIGTERM) {
             println!(
@@ -51,8 +73,16 @@ pub fn stop(target: &str) -> Result<ExitCode, Failure> {
         let table = Procs::snapshot();
         // A runner that exited but was not reaped yet (by its client) is a
         // zombie: gone for our purpose.
-        let left = chosen.iter().filter(|r| table.alive(r.runner)).count();
+        let left = chosen.iter().filter(|r| table.alive(r.runner)).count()
+            + relays.iter().filter(|r| table.alive(**r)).count();
         if left == 0 {
+            if !relays.is_empty() {
+                println!(
+                    "detached {} client{} of shared servers",
+                    relays.len(),
+                    if relays.len() == 1 { "" } else { "s" }
+                );
+            }
             println!("stopped {} server{}", chosen.len(), if chosen.len() == 1 { "" } else { "s" });
             return Ok(ExitCode::SUCCESS);
         }

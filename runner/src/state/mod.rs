@@ -110,6 +110,10 @@ pub struct RunnerRecord {
     pub memory_max: Option<u64>,
     #[serde(default)]
     pub pids_max: Option<u64>,
+    /// The pool (and instance) this runner serves, `POOL:N`, when it runs
+    /// a shared server for its pool host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 fn one() -> u32 {
@@ -156,17 +160,56 @@ impl StateDir {
     /// anything already there), then renamed over the record.
     pub fn write(&self, rec: &RunnerRecord) -> Result<(), StateError> {
         let name = record_name(rec.runner.pid);
-        let io_err = |err| StateError::Write { path: self.path.join(&name), err };
-        let body = serde_json::to_vec(rec).map_err(|e| io_err(io::Error::other(e)))?;
-        let (tmp, mut file) = self.create_temp(&name).map_err(io_err)?;
-        let written = file.write_all(&body).and_then(|()| {
+        let body = serde_json::to_vec(rec)
+            .map_err(|e| StateError::Write { path: self.path.join(&name), err: io::Error::other(e) })?;
+        self.write_file(&name, &body)
+    }
+
+    /// Writes `name` atomically, as records are written (see
+    /// [`StateDir::write`]).
+    pub fn write_file(&self, name: &str, body: &[u8]) -> Result<(), StateError> {
+        let io_err = |err| StateError::Write { path: self.path.join(name), err };
+        let (tmp, mut file) = self.create_temp(name).map_err(io_err)?;
+        let written = file.write_all(body).and_then(|()| {
             drop(file);
-            renameat(&self.fd, tmp.as_str(), &self.fd, name.as_str()).map_err(io::Error::from)
+            renameat(&self.fd, tmp.as_str(), &self.fd, name).map_err(io::Error::from)
         });
         if written.is_err() {
             let _ = unlinkat(&self.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         }
         written.map_err(io_err)
+    }
+
+    /// The contents of the regular file `name`, `None` if there is none.
+    pub fn read_file(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        self.read_regular(OsStr::new(name))
+    }
+
+    /// Removes `name` from the directory (never a directory).
+    pub fn unlink(&self, name: &str) {
+        let _ = unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir);
+    }
+
+    /// The names in the directory that `keep` accepts, sorted.
+    pub fn names(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let Ok(listing) = nix::dir::Dir::openat(&self.fd, ".", flags, Mode::empty()) else { return Vec::new() };
+        let mut names: Vec<String> = listing
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().ok().map(str::to_owned))
+            .filter(|n| keep(n))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A path that reaches `name` in this directory through the descriptor
+    /// held open where the platform offers one (`/proc/self/fd/N/name` on
+    /// Linux), for the calls that only take a path: bind and connect of a
+    /// Unix socket. It is also short, whatever the directory's own path.
+    pub fn entry_path(&self, name: &str) -> PathBuf {
+        crate::os::dir_entry_path(&self.fd, &self.path, name)
     }
 
     /// A new file for the record `name`, under a name nothing had.
@@ -197,18 +240,37 @@ impl StateDir {
         }
     }
 
-    /// The lock file, opened (created 0600) in the directory, never through
-    /// a symlink, and only if it is a regular file.
+    /// The admission lock file (see [`StateDir::open_lock`]).
     pub(crate) fn lock_file(&self) -> Result<File, StateError> {
-        let path = self.path.join(LOCK_NAME);
+        self.open_lock(LOCK_NAME)
+    }
+
+    /// The lock file `name`, opened (created 0600) in the directory, never
+    /// through a symlink, and only if it is a regular file.
+    pub(crate) fn open_lock(&self, name: &str) -> Result<File, StateError> {
         let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let fd = openat(&self.fd, LOCK_NAME, flags, Mode::S_IRUSR | Mode::S_IWUSR)
-            .map_err(|e| StateError::Lock { path: path.clone(), err: e.into() })?;
-        match fstat(&fd) {
-            Ok(st) if dir::file_type(&st) == SFlag::S_IFREG => Ok(File::from(fd)),
-            Ok(_) => Err(StateError::Lock { path, err: io::Error::other("not a regular file") }),
-            Err(e) => Err(StateError::Lock { path, err: e.into() }),
+        self.open_regular(name, flags).map_err(|err| StateError::Lock { path: self.path.join(name), err })
+    }
+
+    /// `name` emptied (created 0600) for appending a log to, under the same
+    /// rules as the lock files.
+    pub(crate) fn create_log(&self, name: &str) -> Result<File, StateError> {
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_CREAT
+            | OFlag::O_TRUNC
+            | OFlag::O_APPEND
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC;
+        self.open_regular(name, flags).map_err(|err| StateError::Write { path: self.path.join(name), err })
+    }
+
+    fn open_regular(&self, name: &str, flags: OFlag) -> io::Result<File> {
+        let fd = openat(&self.fd, name, flags, Mode::S_IRUSR | Mode::S_IWUSR)?;
+        if dir::file_type(&fstat(&fd)?) != SFlag::S_IFREG {
+            return Err(io::Error::other("not a regular file"));
         }
+        Ok(File::from(fd))
     }
 
     /// The live runners' records: a record whose runner is gone (or a
@@ -340,6 +402,7 @@ pub(crate) mod tests {
             memory_high: None,
             memory_max: None,
             pids_max: None,
+            pool: None,
         }
     }
 

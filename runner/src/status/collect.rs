@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Events, Global, Memory, SCHEMA_VERSION, Server, Session, Status};
+use super::{Events, Global, Memory, SCHEMA_VERSION, Server, Session, Shared, SharedClient, Status};
 use crate::driver::DriverKind;
 use crate::driver::levels::{Figures, Levels};
+use crate::pool::files::PoolStatus;
 use crate::state::RunnerRecord;
 
 /// One server's line: the record's facts and its driver's figures.
@@ -34,16 +35,42 @@ pub fn server(rec: &RunnerRecord, figures: Figures, now: u64) -> Server {
             forks_refused: figures.forks_refused,
         },
         cgroup: figures.place,
+        shared: None,
     }
+}
+
+/// The clients of a shared server, from its pool host's status: the
+/// instance whose runner is this record's.
+fn shared(rec: &RunnerRecord, pools: &[PoolStatus], now: u64) -> Option<Shared> {
+    rec.pool.as_ref()?;
+    pools.iter().find_map(|p| {
+        let inst = p.instances.iter().find(|i| i.runner == Some(rec.runner))?;
+        Some(Shared {
+            pool: p.pool.clone(),
+            clients: inst
+                .clients
+                .iter()
+                .map(|c| SharedClient { session: c.session.clone(), runner_pid: c.runner.pid, since: c.since })
+                .collect(),
+            idle_seconds: inst.idle_since.map(|t| now.saturating_sub(t)),
+        })
+    })
 }
 
 /// Everything: live records grouped by session, sessions and servers in a
 /// stable order (by id, then by runner pid).
-pub fn status(records: &[RunnerRecord], global: Global, levels: &dyn Fn(DriverKind) -> Box<dyn Levels>) -> Status {
+pub fn status(
+    records: &[RunnerRecord],
+    pools: &[PoolStatus],
+    global: Global,
+    levels: &dyn Fn(DriverKind) -> Box<dyn Levels>,
+) -> Status {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut by_session: BTreeMap<String, Vec<Server>> = BTreeMap::new();
     for rec in records {
-        by_session.entry(rec.session.clone()).or_default().push(server(rec, levels(rec.driver).figures(rec), now));
+        let mut line = server(rec, levels(rec.driver).figures(rec), now);
+        line.shared = shared(rec, pools, now);
+        by_session.entry(rec.session.clone()).or_default().push(line);
     }
     let sessions: Vec<Session> = by_session
         .into_iter()

@@ -57,6 +57,26 @@ pub struct Server {
     pub pids_max: Option<u64>,
     pub events: Events,
     pub cgroup: Option<String>,
+    /// Set for a shared server: its pool and the clients it serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<Shared>,
+}
+
+/// A shared server's pool and clients.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Shared {
+    pub pool: String,
+    pub clients: Vec<SharedClient>,
+    /// Seconds the server has been without a client, if it has none.
+    pub idle_seconds: Option<u64>,
+}
+
+/// One session's relay to a shared server.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SharedClient {
+    pub session: String,
+    pub runner_pid: i32,
+    pub since: u64,
 }
 
 /// Bytes. `peak` and `swap` are known only where the kernel counts them.

@@ -90,6 +90,24 @@ pub fn text(st: &Status) -> String {
                 shown(&s.driver),
                 shown(&s.command.join(" "))
             );
+            if let Some(sh) = &s.shared {
+                let clients: Vec<String> = sh
+                    .clients
+                    .iter()
+                    .map(|c| format!("session {} (runner {})", shown(&c.session), c.runner_pid))
+                    .collect();
+                let idle = sh.idle_seconds.map(|s| format!(", idle for {}", uptime(s))).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {:<16} shared (pool {}): {} client{}{idle}{}{}",
+                    "",
+                    sh.pool,
+                    sh.clients.len(),
+                    if sh.clients.len() == 1 { "" } else { "s" },
+                    if clients.is_empty() { "" } else { ": " },
+                    clients.join(", ")
+                );
+            }
         }
     }
     out

@@ -50,3 +50,32 @@ pub const REAP_FLAGS: nix::sys::wait::WaitPidFlag =
 
 /// Where root's runners keep their records.
 pub const ROOT_STATE_DIR: &str = "/run/mcp-runner";
+
+/// A path reaching `name` inside the directory held open as `dir`, through
+/// the descriptor: what bind and connect of a Unix socket take, walked by
+/// the kernel from the open directory (no path component can be swapped
+/// under it) and short whatever the directory's own path (sun_path holds
+/// 108 bytes).
+pub fn dir_entry_path(dir: &std::os::fd::OwnedFd, _path: &std::path::Path, name: &str) -> std::path::PathBuf {
+    use std::os::fd::AsRawFd;
+    std::path::PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()))
+}
+
+/// Asks for SIGTERM when the parent (the client) dies, for processes that
+/// do not watch the client otherwise: the relay of a shared server. If the
+/// parent died before the request, the signal never comes: that is checked
+/// right after, against the parent seen before.
+pub fn die_with_parent(parent: nix::unistd::Pid) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+    if nix::unistd::getppid() != parent {
+        return Err(std::io::Error::other("the client exited before the runner started"));
+    }
+    Ok(())
+}
+
+/// The user at the other end of a Unix socket (SO_PEERCRED): the pool host
+/// serves its own user only, whatever the socket's mode says.
+pub fn peer_uid(sock: std::os::fd::BorrowedFd) -> std::io::Result<u32> {
+    let cred = nix::sys::socket::getsockopt(&sock, nix::sys::socket::sockopt::PeerCredentials)?;
+    Ok(cred.uid())
+}

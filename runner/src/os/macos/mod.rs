@@ -37,3 +37,23 @@ pub const REAP_FLAGS: nix::sys::wait::WaitPidFlag = nix::sys::wait::WaitPidFlag:
 
 /// Where root's runners keep their records.
 pub const ROOT_STATE_DIR: &str = "/var/run/mcp-runner";
+
+/// A path reaching `name` inside the state directory, for bind and connect
+/// of a Unix socket. macOS has no `/proc/self/fd`: the directory's own path,
+/// checked when it was opened.
+pub fn dir_entry_path(_dir: &std::os::fd::OwnedFd, path: &std::path::Path, name: &str) -> std::path::PathBuf {
+    path.join(name)
+}
+
+/// macOS has no parent-death signal: the relay of a shared server ends on
+/// its stdin's end of file, which a dead client's pipe delivers.
+pub fn die_with_parent(_parent: nix::unistd::Pid) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// The user at the other end of a Unix socket (getpeereid): the pool host
+/// serves its own user only, whatever the socket's mode says.
+pub fn peer_uid(sock: std::os::fd::BorrowedFd) -> std::io::Result<u32> {
+    let (uid, _) = nix::unistd::getpeereid(sock)?;
+    Ok(uid.as_raw())
+}
