@@ -11,6 +11,9 @@
 //!   `tools/call` echo round trips of a B-byte request each, then for each `BxN` pipelines N
 //!   echo calls of B bytes each (a writer thread sends, this thread reads). Prints one JSON
 //!   line: the sorted round trips in nanoseconds and, per stream, the seconds and the bytes.
+//! - `pool_bench hop -- CMD...`: starts CMD with piped stdio and copies bytes both ways
+//!   (stdin to CMD, CMD's stdout to stdout) through a 64 KiB buffer each, parsing nothing: the
+//!   floor of what an extra process on the path costs (a relay, a pool host), for reference.
 //! - `pool_bench session N -- CMD...`: a client session with N servers: starts CMD N times
 //!   (every argument's `{k}` replaced by the server's index), does the handshake, `tools/list`
 //!   and one `tools/call` with each, prints `ready` and then waits until its stdin closes
@@ -18,7 +21,9 @@
 //!
 //! Messages are newline-delimited JSON-RPC, as MCP's stdio transport.
 
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::fd::AsFd;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::thread;
 use std::time::Instant;
@@ -31,6 +36,7 @@ fn main() -> ExitCode {
         Some("server") => server(&args[1..]),
         Some("client") => client(&args[1..]),
         Some("session") => session(&args[1..]),
+        Some("hop") => hop(&args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -46,6 +52,7 @@ fn usage() -> io::Error {
     io::Error::other(
         "usage: pool_bench server [--touch-mib N] [--ignore-eof] [--tag T]\n       \
          pool_bench client [--requests N] [--warmup N] [--size B] [--stream BxN,...] -- CMD...\n       \
+         pool_bench hop -- CMD...\n       \
          pool_bench session N -- CMD...",
     )
 }
@@ -319,4 +326,36 @@ fn session(args: &[String]) -> io::Result<()> {
         peer.close()?;
     }
     Ok(())
+}
+
+fn hop(args: &[String]) -> io::Result<()> {
+    let (Some("--"), Some((cmd, rest))) =
+        (args.first().map(String::as_str), args.get(1..).and_then(<[_]>::split_first))
+    else {
+        return Err(usage());
+    };
+    let mut child = Command::new(cmd).args(rest).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    let mut to_child = child.stdin.take().expect("piped");
+    let mut from_child = child.stdout.take().expect("piped");
+    // Plain read/write loops on the descriptors themselves (duplicated: no std buffering);
+    // io::copy could splice between pipes, which no relay does.
+    let mut stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+    let mut stdout = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    let up = thread::spawn(move || copy(&mut stdin, &mut to_child));
+    copy(&mut from_child, &mut stdout)?;
+    up.join().map_err(|_| io::Error::other("copy thread panicked"))??;
+    child.wait()?;
+    Ok(())
+}
+
+fn copy(from: &mut dyn Read, to: &mut dyn Write) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => to.write_all(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
