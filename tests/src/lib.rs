@@ -31,6 +31,7 @@ use serde_json::Value;
 pub mod fault;
 pub mod kernel;
 pub mod names;
+pub mod pool;
 mod procview;
 pub mod systemd;
 

@@ -49,10 +49,8 @@ pub fn try_relay(args: &RunArgs, budget: &Effective) -> Option<Result<ExitCode, 
 
 fn relay_to_pool(args: &RunArgs, budget: &Effective, dir: &StateDir) -> Result<ExitCode, Failure> {
     let key = pool_key(&args.clone_for_key(), budget).or_exit(exit::RUNNER_FAILED)?;
-    // The relay watches no client pidfd: the parent-death signal ends it.
-    if let Err(e) = os::die_with_parent(nix::unistd::getppid()) {
-        tracing::warn!("{e}");
-    }
+    // The client's end is the session's end, even if its pipes live on.
+    let client = os::watch_client().or_exit(exit::RUNNER_FAILED)?;
     let table = os::Procs::snapshot();
     let me = table
         .identity(std::process::id() as i32)
@@ -63,12 +61,7 @@ fn relay_to_pool(args: &RunArgs, budget: &Effective, dir: &StateDir) -> Result<E
     let hello = Hello { version: wire::VERSION, key: wire::hex(key.as_bytes()), session, runner: me, since };
     let program =
         std::env::current_exe().context("cannot find the runner's own executable").or_exit(exit::RUNNER_FAILED)?;
-    // The host logs to its own file: at info unless the user chose a level.
-    let mut host_args = Vec::new();
-    if std::env::var_os("MCP_RUNNER_LOG").is_none() {
-        host_args.push(OsString::from("--log-level=info"));
-    }
-    host_args.push(OsString::from("pool-host"));
+    let mut host_args = vec![OsString::from("pool-host")];
     host_args.extend(forwarded(args));
     let stream = match relay::connect(dir, &key, &hello, &HostCommand { program: &program, args: host_args }) {
         Ok(s) => s,
@@ -83,7 +76,7 @@ fn relay_to_pool(args: &RunArgs, budget: &Effective, dir: &StateDir) -> Result<E
         key.id(),
         dir.path().join(PoolFiles::new(&key.id()).log()).display()
     );
-    match relay::relay(stream).or_exit(exit::RUNNER_FAILED)? {
+    match relay::relay(stream, client.as_ref().map(AsFd::as_fd)).or_exit(exit::RUNNER_FAILED)? {
         RelayEnd::ClientClosed => Ok(ExitCode::SUCCESS),
         RelayEnd::HostClosed => Err(anyhow!(
             "the shared server's pool host closed the connection: the server ended or its host died (log: {})",

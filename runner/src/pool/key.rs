@@ -119,7 +119,7 @@ mod tests {
     use super::*;
 
     fn budget() -> Effective {
-        mcp_runner_policy::Policy::builtin()
+        mcp_runner_policy::builtin()
             .resolve(
                 &mcp_runner_policy::ServerRequest { name: Some("x"), argv: &["sh".to_owned()] },
                 &mcp_runner_policy::HostMemory { physical_bytes: 16 << 30 },

@@ -5,9 +5,9 @@
 //! fifty relays starting together start one), says who it is, then copies
 //! bytes both ways through one buffer each, parsing nothing: the host does
 //! the routing. It ends with the session: stdin's end of file, the client's
-//! death (SIGTERM by the parent-death signal on Linux), or SIGTERM, SIGINT
-//! or SIGHUP, whose default action is right here (the kernel closes the
-//! socket and the host detaches the client). When the host closes the
+//! exit (a pidfd on Linux), or SIGTERM, SIGINT or SIGHUP, whose default
+//! action is right here (the kernel closes the socket and the host detaches
+//! the client). When the host closes the
 //! connection first (the shared server ended, or the host died), the client
 //! is told with a JSON-RPC error before the relay exits.
 
@@ -117,7 +117,13 @@ fn start_host(dir: &StateDir, files: &PoolFiles, host: &HostCommand) -> Result<(
     if UnixStream::connect(dir.entry_path(&files.socket())).is_ok() {
         return Ok(());
     }
-    let mut child = Command::new(host.program)
+    let mut cmd = Command::new(host.program);
+    // The host logs to its own file: at info unless the user chose a level
+    // (the variable is not part of the pool key).
+    if std::env::var_os("MCP_RUNNER_LOG").is_none() {
+        cmd.env("MCP_RUNNER_LOG", "info");
+    }
+    let mut child = cmd
         .args(&host.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -173,7 +179,7 @@ fn introduce(mut stream: UnixStream, hello: &Hello) -> Result<UnixStream, RelayE
 
 /// Copies the client's stdin to the socket and the socket to the client's
 /// stdout until the session ends.
-pub fn relay(stream: UnixStream) -> Result<RelayEnd, RelayError> {
+pub fn relay(stream: UnixStream, client: Option<BorrowedFd>) -> Result<RelayEnd, RelayError> {
     stream.set_nonblocking(true)?;
     let stdin = io::stdin();
     let stdout = io::stdout();
@@ -182,7 +188,7 @@ pub fn relay(stream: UnixStream) -> Result<RelayEnd, RelayError> {
     let mut stdin_open = true;
     let mut sock = &stream;
     loop {
-        let mut fds = Vec::with_capacity(2);
+        let mut fds = Vec::with_capacity(3);
         let mut sock_events = PollFlags::POLLIN;
         if !up.is_empty() {
             sock_events |= PollFlags::POLLOUT;
@@ -192,6 +198,10 @@ pub fn relay(stream: UnixStream) -> Result<RelayEnd, RelayError> {
         if watch_stdin {
             fds.push(PollFd::new(stdin_fd(&stdin), PollFlags::POLLIN));
         }
+        let client_at = fds.len();
+        if let Some(c) = client {
+            fds.push(PollFd::new(c, PollFlags::POLLIN));
+        }
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -199,7 +209,12 @@ pub fn relay(stream: UnixStream) -> Result<RelayEnd, RelayError> {
         }
         let sock_ready = fds[0].revents().unwrap_or(PollFlags::empty());
         let stdin_ready = watch_stdin && fds.get(1).and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
+        let client_gone =
+            client.is_some() && fds.get(client_at).and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
         drop(fds);
+        if client_gone {
+            return Ok(RelayEnd::ClientClosed);
+        }
 
         if stdin_ready {
             let n = up.fill_from(stdin.as_fd())?;

@@ -76,7 +76,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// The key in a hello, or `None` if it is not even-length lower-case hex.
 pub fn key_of(hello: &Hello) -> Option<PoolKey> {
     let digits = hello.key.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |d: u8| match d {

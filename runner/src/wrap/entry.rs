@@ -76,7 +76,8 @@ fn is_runner(command: &str, runner: Option<&str>) -> bool {
 /// The options of `run` that may take their value as the next argument
 /// (`--name KEY`, as an older wrap wrote it), global ones included. Kept in
 /// step with the command line by a test in `cli::args`.
-pub(crate) const RUN_OPTIONS_WITH_VALUE: [&str; 5] = ["--name", "--policy", "--session", "--driver", "--log-level"];
+pub(crate) const RUN_OPTIONS_WITH_VALUE: [&str; 6] =
+    ["--name", "--policy", "--session", "--driver", "--log-level", "--pool-instance"];
 
 /// What follows the `--` that ends the options of `run OPTIONS -- COMMAND
 /// ARGS...`. An option's value is skipped, never taken for that `--`: an

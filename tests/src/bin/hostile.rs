@@ -10,6 +10,9 @@
 //! and then answers newline-delimited JSON-RPC requests with
 //! `{"jsonrpc":"2.0","id":ID,"result":{"echo":PARAMS}}`, unless the mode says otherwise.
 //!
+//! Every mode that answers also takes `hostile/flood {"count": N}`: N
+//! `notifications/tools/list_changed` lines, then the answer.
+//!
 //! Modes: `echo`, `daemon`, `ignore-term`, `ignore-eof`, `zombies N`, `forkbomb`,
 //! `leak [MIB]`, `leak-on-input [MIB]`, `tree N`, `fork-on-input` (see `main`).
 //!
@@ -316,10 +319,20 @@ fn serve_echo() -> io::Result<()> {
         let Ok(Value::Object(msg)) = serde_json::from_slice::<Value>(&line) else {
             continue;
         };
-        let (Some(id), Some(_method)) = (msg.get("id"), msg.get("method")) else {
+        let (Some(id), Some(method)) = (msg.get("id"), msg.get("method")) else {
             continue;
         };
         let params = msg.get("params").unwrap_or(&Value::Null);
+        // `hostile/flood {"count": N}`: N `notifications/tools/list_changed` before the answer,
+        // which a multiplexer sends to every client (a backlog for one that does not read).
+        if method == "hostile/flood" {
+            let count = params.get("count").and_then(Value::as_u64).unwrap_or(0);
+            let mut out = io::stdout().lock();
+            for _ in 0..count {
+                out.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n")?;
+            }
+            out.flush()?;
+        }
         // Written by hand so that the field order is the documented one.
         emit(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"echo":{params}}}}}"#))?;
     }

@@ -61,16 +61,16 @@ pub fn dir_entry_path(dir: &std::os::fd::OwnedFd, _path: &std::path::Path, name:
     std::path::PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()))
 }
 
-/// Asks for SIGTERM when the parent (the client) dies, for processes that
-/// do not watch the client otherwise: the relay of a shared server. If the
-/// parent died before the request, the signal never comes: that is checked
-/// right after, against the parent seen before.
-pub fn die_with_parent(parent: nix::unistd::Pid) -> std::io::Result<()> {
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
-    if nix::unistd::getppid() != parent {
-        return Err(std::io::Error::other("the client exited before the runner started"));
+/// A descriptor that becomes readable when the runner's parent (the
+/// client) exits, for processes that do not otherwise watch the client:
+/// the relay of a shared server. A pidfd, which does not depend on which of
+/// the client's threads forked the runner (the parent-death signal does).
+/// An error if the client is already gone.
+pub fn watch_client() -> std::io::Result<Option<crate::sys::pidfd::PidFd>> {
+    match session::watch_parent() {
+        (_, true) => Err(std::io::Error::other("the client exited before the runner started")),
+        (fd, false) => Ok(fd),
     }
-    Ok(())
 }
 
 /// The user at the other end of a Unix socket (SO_PEERCRED): the pool host

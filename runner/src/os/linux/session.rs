@@ -68,7 +68,7 @@ pub fn classify(revents: Events) -> FdState {
 /// A pidfd on the parent, or `(None, true)` if the parent is already gone.
 /// PID 1 is not watched: it never exits, and being its child usually means
 /// the real parent died before the runner looked.
-fn watch_parent() -> (Option<PidFd>, bool) {
+pub(super) fn watch_parent() -> (Option<PidFd>, bool) {
     let ppid = getppid();
     if ppid.as_raw() <= 1 {
         return (None, false);

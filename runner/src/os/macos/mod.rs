@@ -45,10 +45,10 @@ pub fn dir_entry_path(_dir: &std::os::fd::OwnedFd, path: &std::path::Path, name:
     path.join(name)
 }
 
-/// macOS has no parent-death signal: the relay of a shared server ends on
-/// its stdin's end of file, which a dead client's pipe delivers.
-pub fn die_with_parent(_parent: nix::unistd::Pid) -> std::io::Result<()> {
-    Ok(())
+/// macOS: no pidfd; the relay of a shared server ends on its stdin's end
+/// of file, which a dead client's pipe delivers.
+pub fn watch_client() -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+    Ok(None)
 }
 
 /// The user at the other end of a Unix socket (getpeereid): the pool host

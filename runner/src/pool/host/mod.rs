@@ -46,6 +46,9 @@ const MAX_CLIENT_BACKLOG: usize = 16 << 20;
 /// server is the bottleneck, and the clients' sockets push back on them.
 const MAX_SERVER_BACKLOG: usize = 4 << 20;
 
+/// How long a new host waits for the relay that started it.
+const FIRST_CLIENT_WAIT: Duration = Duration::from_secs(30);
+
 /// Read size per readable descriptor per loop.
 const SCRATCH: usize = 64 << 10;
 
@@ -68,19 +71,20 @@ struct Client {
     who: Option<ClientStatus>,
     /// Close once `out` is written.
     closing: bool,
+    /// Its first message went to the multiplexer.
+    placed: bool,
 }
 
 /// Runs the host on `listener` until the pool is empty.
 pub fn serve(dir: &StateDir, listener: UnixListener, cfg: HostConfig) -> io::Result<()> {
     listener.set_nonblocking(true)?;
+    let started = Instant::now();
     let files = PoolFiles::new(&cfg.key.id());
+    let mux =
+        Mux::new(MuxConfig { sharing: cfg.sharing, max_message: MAX_CLIENT_MESSAGE, max_in_flight: MAX_IN_FLIGHT });
     let mut host = Host {
         cfg,
-        mux: Mux::new(MuxConfig {
-            sharing: Sharing::Always,
-            max_message: MAX_CLIENT_MESSAGE,
-            max_in_flight: MAX_IN_FLIGHT,
-        }),
+        mux,
         clients: BTreeMap::new(),
         instances: BTreeMap::new(),
         exited: Vec::new(),
@@ -88,13 +92,9 @@ pub fn serve(dir: &StateDir, listener: UnixListener, cfg: HostConfig) -> io::Res
         scratch: vec![0; SCRATCH],
         actions: Vec::new(),
         changed: true,
+        served: false,
+        first_client_by: started + FIRST_CLIENT_WAIT,
     };
-    host.mux = Mux::new(MuxConfig {
-        sharing: host.cfg.sharing,
-        max_message: MAX_CLIENT_MESSAGE,
-        max_in_flight: MAX_IN_FLIGHT,
-    });
-    let started = Instant::now();
     loop {
         if host.changed {
             host.changed = false;
@@ -105,10 +105,11 @@ pub fn serve(dir: &StateDir, listener: UnixListener, cfg: HostConfig) -> io::Res
         host.reap();
         // Nothing left to serve: stop listening first, so that a relay
         // arriving now starts a new host instead of waiting on this one.
-        if host.clients.is_empty()
+        if host.mux.is_empty()
+            && host.clients.is_empty()
             && host.instances.is_empty()
             && host.exited.is_empty()
-            && started.elapsed() > Duration::from_millis(100)
+            && (host.served || started.elapsed() > FIRST_CLIENT_WAIT)
         {
             dir.unlink(&files.socket());
             dir.unlink(&files.status());
@@ -135,6 +136,10 @@ struct Host {
     actions: Vec<Action>,
     /// The status file needs rewriting.
     changed: bool,
+    /// A client was admitted once: from then on, no client and no
+    /// instance means the pool is done.
+    served: bool,
+    first_client_by: Instant,
 }
 
 /// Which descriptor a poll entry is.
@@ -229,6 +234,7 @@ impl Host {
                 out: OutQueue::default(),
                 who: None,
                 closing: false,
+                placed: false,
             };
             self.clients.insert(id, client);
         }
@@ -269,6 +275,7 @@ impl Host {
                         c.reader = LineReader::new(MAX_CLIENT_MESSAGE);
                         admitted = true;
                         self.mux.connect(id);
+                        self.served = true;
                         self.changed = true;
                     }
                     Err(why) => {
@@ -287,6 +294,12 @@ impl Host {
                     Frame::Oversized => None,
                 })
             });
+        }
+        if let Some(first) = lines.first_mut().filter(|_| !c.placed) {
+            // The first message places the client on an instance: the
+            // status file shows it from then on.
+            c.placed = first.is_some();
+            self.changed |= c.placed;
         }
         for line in lines {
             match line {
@@ -408,7 +421,10 @@ impl Host {
                 self.changed = true;
             }
             Ok(_) if c.out.len() > MAX_CLIENT_BACKLOG => {
+                // Closing is the error it gets: its relay tells the client
+                // once it reads again.
                 let why = format!("left {} bytes unread: dropped as too slow", c.out.len());
+                tracing::warn!("client {id}: {why}");
                 self.client_gone(id, &why);
             }
             Ok(_) => {}
@@ -460,12 +476,14 @@ impl Host {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
+        let first = (!self.served).then_some(self.first_client_by);
         self.instances
             .values()
             .filter(|i| i.stdin.is_some())
             .filter_map(|i| i.idle_since)
-            .min()
             .map(|t| t + self.cfg.idle_timeout)
+            .chain(first)
+            .min()
     }
 
     /// Reaps the runners of ended instances.
