@@ -6,10 +6,11 @@
 //!   notifications are dropped. `--touch-mib` allocates and writes that much memory first (a
 //!   stand-in for a Node server's heap); `--ignore-eof` keeps it running after stdin EOF (as
 //!   servers that ignore EOF do; only a signal ends it); `--tag` only changes the argv.
-//! - `pool_bench client [--requests N] [--warmup N] [--size B] [--stream BxN,...] -- CMD...`:
-//!   starts CMD with piped stdio, does the MCP handshake, then times N sequential
+//! - `pool_bench client [--requests N] [--warmup N] [--size B] [--window N] [--stream BxN,...]
+//!   -- CMD...`: starts CMD with piped stdio, does the MCP handshake, then times N sequential
 //!   `tools/call` echo round trips of a B-byte request each, then for each `BxN` pipelines N
-//!   echo calls of B bytes each (a writer thread sends, this thread reads). Prints one JSON
+//!   echo calls of B bytes each, at most `--window` (default 64) in flight (a writer thread
+//!   sends, this thread reads; the pool host refuses a client's 257th). Prints one JSON
 //!   line: the sorted round trips in nanoseconds and, per stream, the seconds and the bytes.
 //! - `pool_bench hop -- CMD...`: starts CMD with piped stdio and copies bytes both ways
 //!   (stdin to CMD, CMD's stdout to stdout) through a 64 KiB buffer each, parsing nothing: the
@@ -25,6 +26,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
@@ -51,7 +53,7 @@ fn main() -> ExitCode {
 fn usage() -> io::Error {
     io::Error::other(
         "usage: pool_bench server [--touch-mib N] [--ignore-eof] [--tag T]\n       \
-         pool_bench client [--requests N] [--warmup N] [--size B] [--stream BxN,...] -- CMD...\n       \
+         pool_bench client [--requests N] [--warmup N] [--size B] [--window N] [--stream BxN,...] -- CMD...\n       \
          pool_bench hop -- CMD...\n       \
          pool_bench session N -- CMD...",
     )
@@ -225,13 +227,14 @@ fn response_id(line: &[u8]) -> Option<u64> {
 }
 
 fn client(args: &[String]) -> io::Result<()> {
-    let (mut requests, mut warmup, mut size, mut streams) = (2000, 200, 200, Vec::new());
+    let (mut requests, mut warmup, mut size, mut window, mut streams) = (2000, 200, 200, 64, Vec::new());
     let mut it = args.iter();
     let argv: Vec<String> = loop {
         match it.next().map(String::as_str) {
             Some("--requests") => requests = number(it.next())?,
             Some("--warmup") => warmup = number(it.next())?,
             Some("--size") => size = number(it.next())?,
+            Some("--window") => window = number(it.next())?,
             Some("--stream") => {
                 for spec in it.next().ok_or_else(usage)?.split(',') {
                     let (b, n) = spec.split_once('x').ok_or_else(usage)?;
@@ -275,8 +278,14 @@ fn client(args: &[String]) -> io::Result<()> {
         let sent: u64 = template.iter().map(|l| l.len() as u64 + 1).sum();
         let mut input = peer.input.take().expect("not lent");
         let t0 = Instant::now();
+        // Each response read gives the writer a credit for one more request.
+        let (credit, credits) = mpsc::channel::<()>();
         let writer = thread::spawn(move || -> io::Result<BufWriter<ChildStdin>> {
-            for line in template {
+            for (i, line) in template.into_iter().enumerate() {
+                if i >= window && credits.try_recv().is_err() {
+                    input.flush()?;
+                    credits.recv().map_err(|_| io::Error::other("the reader stopped"))?;
+                }
                 input.write_all(&line)?;
                 input.write_all(b"\n")?;
             }
@@ -286,9 +295,14 @@ fn client(args: &[String]) -> io::Result<()> {
         let mut received = 0u64;
         for i in 0..count as u64 {
             peer.read_line(&mut buf)?;
+            let _ = credit.send(());
             received += buf.len() as u64;
             if response_id(&buf) != Some(first + i) {
-                return Err(io::Error::other(format!("stream: response out of order at {i}")));
+                return Err(io::Error::other(format!(
+                    "stream: response {i} is not to request {}: {}",
+                    first + i,
+                    String::from_utf8_lossy(&buf[..buf.len().min(300)])
+                )));
             }
         }
         let secs = t0.elapsed().as_secs_f64();
