@@ -1,0 +1,134 @@
+//! The host's side of its relays: accepting them (same user only), their
+//! hello, reading their lines into the multiplexer, writing what it sends
+//! them, and dropping one that leaves too much unread.
+
+use super::*;
+
+impl Host {
+    pub(super) fn accept(&mut self, listener: &UnixListener) {
+        while let Ok((stream, _)) = listener.accept() {
+            let uid = crate::os::peer_uid(stream.as_fd());
+            let me = nix::unistd::Uid::effective().as_raw();
+            if uid.as_ref().ok() != Some(&me) {
+                tracing::warn!("refused a connection from uid {uid:?}: the pool serves uid {me} only");
+                continue;
+            }
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let id = self.next_client;
+            self.next_client += 1;
+            let client = Client {
+                stream,
+                reader: LineReader::new(wire::MAX_HELLO),
+                out: OutQueue::default(),
+                who: None,
+                closing: false,
+                placed: false,
+            };
+            self.clients.insert(id, client);
+        }
+    }
+
+    pub(super) fn read_client(&mut self, id: ClientId) {
+        let Some(c) = self.clients.get_mut(&id) else { return };
+        let n = match c.stream.read(&mut self.scratch) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => return,
+            Err(_) => 0,
+        };
+        if n == 0 {
+            self.client_gone(id, "closed its connection");
+            return;
+        }
+        let mut lines: Vec<Option<Vec<u8>>> = Vec::new();
+        let mut admitted = c.who.is_some();
+        // The hello is the first line; what follows it in the same read is
+        // the client's JSON-RPC, framed under the message cap.
+        let data = &self.scratch[..n];
+        let mut rest: &[u8] = data;
+        if !admitted {
+            let mut hello = None;
+            let cut = data.iter().position(|&b| b == b'\n').map_or(data.len(), |p| p + 1);
+            c.reader.feed(&data[..cut], &mut |f| {
+                hello = Some(match f {
+                    Frame::Line(l) => l.to_vec(),
+                    Frame::Oversized => Vec::new(),
+                })
+            });
+            rest = &data[cut..];
+            if let Some(line) = hello {
+                match self.cfg.check_hello(&line) {
+                    Ok(who) => {
+                        c.out.push_line(&Reply::accept().json());
+                        c.who = Some(who);
+                        c.reader = LineReader::new(MAX_CLIENT_MESSAGE);
+                        admitted = true;
+                        self.mux.connect(id);
+                        self.served = true;
+                        self.changed = true;
+                    }
+                    Err(why) => {
+                        tracing::warn!("refused a relay: {why}");
+                        c.out.push_line(&Reply::refuse(why).json());
+                        c.closing = true;
+                        rest = &[];
+                    }
+                }
+            }
+        }
+        if admitted {
+            c.reader.feed(rest, &mut |f| {
+                lines.push(match f {
+                    Frame::Line(l) => Some(l.to_vec()),
+                    Frame::Oversized => None,
+                })
+            });
+        }
+        if let Some(first) = lines.first_mut().filter(|_| !c.placed) {
+            // The first message places the client on an instance: the
+            // status file shows it from then on.
+            c.placed = first.is_some();
+            self.changed |= c.placed;
+        }
+        for line in lines {
+            match line {
+                Some(l) => self.mux.from_client(id, &l, &mut self.actions),
+                None => self.mux.oversized(id, &mut self.actions),
+            }
+        }
+        self.apply();
+        self.flush_client(id);
+    }
+
+    pub(super) fn flush_client(&mut self, id: ClientId) {
+        let Some(c) = self.clients.get_mut(&id) else { return };
+        match c.out.flush(&mut c.stream) {
+            Ok(true) if c.closing => {
+                let _ = c.stream.shutdown(std::net::Shutdown::Both);
+                self.clients.remove(&id);
+                self.changed = true;
+            }
+            Ok(_) if c.out.len() > MAX_CLIENT_BACKLOG => {
+                // Closing is the error it gets: its relay tells the client
+                // once it reads again.
+                let why = format!("left {} bytes unread: dropped as too slow", c.out.len());
+                tracing::warn!("client {id}: {why}");
+                self.client_gone(id, &why);
+            }
+            Ok(_) => {}
+            Err(_) => self.client_gone(id, "stopped reading (connection lost)"),
+        }
+    }
+
+    pub(super) fn client_gone(&mut self, id: ClientId, why: &str) {
+        if let Some(c) = self.clients.remove(&id) {
+            if let Some(who) = &c.who {
+                tracing::info!("client {id} (session {}, runner {}) {why}", who.session, who.runner.pid);
+                self.mux.client_gone(id, &mut self.actions);
+            }
+            self.changed = true;
+        }
+        self.apply();
+    }
+}
