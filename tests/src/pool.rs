@@ -49,10 +49,17 @@ pub fn pool_status(fx: &Fixture) -> Option<Value> {
     serde_json::from_slice(&fs::read(entry.path()).ok()?).ok()
 }
 
-/// The shared server's pid, from its runner's record.
+/// The shared server's pid, from its runner's record (written first at admission, without
+/// the server, then again once the server runs).
 pub fn server_pid(fx: &Fixture, status: &Value) -> i32 {
     let runner = status["instances"][0]["runner"]["pid"].as_i64().expect("instance runner pid") as i32;
-    fx.record(runner)["server"]["pid"].as_i64().expect("server pid in the record") as i32
+    let mut pid = None;
+    let found = poll_until(hang_guard(), Duration::from_millis(10), || {
+        pid = fx.record(runner)["server"]["pid"].as_i64();
+        pid.is_some()
+    });
+    assert!(found, "the record of runner {runner} never named its server: {}", fx.record(runner));
+    pid.expect("found") as i32
 }
 
 pub fn pool_files(fx: &Fixture) -> Vec<String> {

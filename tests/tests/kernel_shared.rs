@@ -78,6 +78,8 @@ fn kernel_a_sigkilled_pool_host_takes_its_servers_leaf_with_it() {
     kill(Pid::from_raw(host), Signal::SIGKILL).expect("kill the pool host");
     a.assert_exit(125, Some("pool host closed the connection"));
     assert!(poll_until(hang_guard(), Duration::from_millis(50), || !leaf.exists()), "{leaf:?} outlived its host");
+    // Its locks are let go as it exits: wait for the host to be a zombie at least.
+    assert!(poll_until(hang_guard(), Duration::from_millis(50), || !alive(host)), "the SIGKILLed host lives on");
     let out = fx.output(&["gc"]);
     assert!(out.status.success(), "{}", out.stderr);
     assert!(pool_files(&fx).is_empty(), "gc left {:?}", pool_files(&fx));

@@ -261,3 +261,33 @@ fn stop_of_a_session_detaches_its_client_and_stop_of_the_name_ends_the_server() 
     assert!(!alive(server), "stop NAME left the shared server running");
     assert_eq!(b.wait_exit().signal(), Some(15), "the relay of the stopped server");
 }
+
+#[test]
+fn a_burst_of_pipelined_requests_is_slowed_down_not_refused() {
+    let fx = fixture();
+    let mut a = relay(&fx, "burst");
+    let mut b = relay(&fx, "calm");
+    initialize(&mut a);
+    initialize(&mut b);
+    // 3000 requests written at once: far past the 256 a client may have in flight. The host
+    // stops reading the client instead of refusing requests; every one is answered, in order
+    // of its own id, and the other client is served meanwhile.
+    let burst: String = (1..=3000)
+        .map(|id| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{id}"}}}}}}"#) + "\n")
+        .collect();
+    a.send_line(burst.trim_end());
+    echo_ok(&mut b, 1, "calm client during the burst");
+    let mut answered = std::collections::BTreeSet::new();
+    while answered.len() < 3000 {
+        let line = a.read_line().expect("an answer");
+        let v: Value = serde_json::from_str(&line).expect("JSON");
+        assert!(v.get("error").is_none(), "a request of the burst was refused: {line}");
+        let id = v["id"].as_u64().expect("an id");
+        assert_eq!(v["result"]["echo"]["arguments"]["message"], id.to_string(), "{line}");
+        assert!(answered.insert(id), "answered twice: {id}");
+    }
+    for r in [&mut a, &mut b] {
+        r.close_stdin();
+        r.assert_exit(0, None);
+    }
+}

@@ -25,6 +25,7 @@ impl Host {
                 who: None,
                 closing: false,
                 placed: false,
+                held: VecDeque::new(),
             };
             self.clients.insert(id, client);
         }
@@ -41,7 +42,6 @@ impl Host {
             self.client_gone(id, "closed its connection");
             return;
         }
-        let mut lines: Vec<Option<Vec<u8>>> = Vec::new();
         let mut admitted = c.who.is_some();
         // The hello is the first line; what follows it in the same read is
         // the client's JSON-RPC, framed under the message cap.
@@ -78,27 +78,54 @@ impl Host {
             }
         }
         if admitted {
+            // Lines go to the multiplexer straight from the read buffer
+            // while it takes more from this client; once the client is at
+            // its in-flight cap the rest of this read waits in `held` (and
+            // nothing more is read from it) until answers drain.
+            let (mux, actions) = (&mut self.mux, &mut self.actions);
+            let held = &mut c.held;
+            let mut placed = c.placed;
             c.reader.feed(rest, &mut |f| {
-                lines.push(match f {
-                    Frame::Line(l) => Some(l.to_vec()),
-                    Frame::Oversized => None,
-                })
+                if !held.is_empty() || !mux.may_read(id) {
+                    held.push_back(match f {
+                        Frame::Line(l) => Some(l.to_vec()),
+                        Frame::Oversized => None,
+                    });
+                    return;
+                }
+                match f {
+                    Frame::Line(l) => {
+                        // The first message places the client on an
+                        // instance: the status file shows it from then on.
+                        placed = true;
+                        mux.from_client(id, l, actions);
+                    }
+                    Frame::Oversized => mux.oversized(id, actions),
+                }
             });
-        }
-        if let Some(first) = lines.first_mut().filter(|_| !c.placed) {
-            // The first message places the client on an instance: the
-            // status file shows it from then on.
-            c.placed = first.is_some();
-            self.changed |= c.placed;
-        }
-        for line in lines {
-            match line {
-                Some(l) => self.mux.from_client(id, &l, &mut self.actions),
-                None => self.mux.oversized(id, &mut self.actions),
-            }
+            self.changed |= placed != c.placed;
+            c.placed = placed;
         }
         self.apply();
         self.flush_client(id);
+    }
+
+    /// Hands held lines to the multiplexer as far as each client's
+    /// in-flight cap allows again.
+    pub(super) fn release_held(&mut self) {
+        let waiting: Vec<ClientId> =
+            self.clients.iter().filter(|(_, c)| !c.held.is_empty()).map(|(&id, _)| id).collect();
+        for id in waiting {
+            while self.mux.may_read(id) {
+                let Some(c) = self.clients.get_mut(&id) else { break };
+                let Some(line) = c.held.pop_front() else { break };
+                match line {
+                    Some(l) => self.mux.from_client(id, &l, &mut self.actions),
+                    None => self.mux.oversized(id, &mut self.actions),
+                }
+            }
+        }
+        self.apply();
     }
 
     pub(super) fn flush_client(&mut self, id: ClientId) {

@@ -58,8 +58,11 @@ impl LineReader {
                 self.partial.extend_from_slice(head);
                 let line = std::mem::take(&mut self.partial);
                 each(Frame::Line(&line));
+                // The buffer is kept for the next line: a stream of large
+                // messages reuses it instead of faulting in fresh pages for
+                // each; `tidy` gives it back once the connection is quiet.
                 self.partial = line;
-                self.release();
+                self.partial.clear();
             }
         }
         if data.is_empty() || self.discarding {
@@ -74,10 +77,21 @@ impl LineReader {
         }
     }
 
-    /// Empties the partial line, keeping a small buffer at most.
+    /// Empties the partial line of a dropped oversized message, keeping a
+    /// small buffer at most.
     fn release(&mut self) {
         self.partial.clear();
         self.partial.shrink_to(KEEP);
+    }
+
+    /// Gives back what a quiet connection holds beyond a small buffer;
+    /// true if there was anything to give back.
+    pub fn tidy(&mut self) -> bool {
+        let big = self.partial.is_empty() && self.partial.capacity() > KEEP;
+        if big {
+            self.partial.shrink_to(KEEP);
+        }
+        big
     }
 }
 
@@ -92,6 +106,16 @@ impl OutQueue {
     pub fn push_line(&mut self, line: &[u8]) {
         self.buf.extend_from_slice(line);
         self.buf.push(b'\n');
+    }
+
+    /// Gives back what an empty queue holds beyond a small buffer; true if
+    /// there was anything to give back.
+    pub fn tidy(&mut self) -> bool {
+        let big = self.is_empty() && self.buf.capacity() > KEEP;
+        if big {
+            self.buf.shrink_to(KEEP);
+        }
+        big
     }
 
     /// Bytes not yet written.
@@ -115,8 +139,8 @@ impl OutQueue {
             }
         }
         if self.start == self.buf.len() {
+            // Kept for the next lines; see `LineReader::feed` and `tidy`.
             self.buf.clear();
-            self.buf.shrink_to(KEEP);
             self.start = 0;
             return Ok(true);
         }

@@ -16,7 +16,7 @@ mod listen;
 mod servers;
 mod status;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -52,6 +52,9 @@ const MAX_SERVER_BACKLOG: usize = 4 << 20;
 /// How long a new host waits for the relay that started it.
 const FIRST_CLIENT_WAIT: Duration = Duration::from_secs(30);
 
+/// How often buffers are shrunk back while there is traffic.
+const TIDY_EVERY: Duration = Duration::from_secs(1);
+
 /// Read size per readable descriptor per loop.
 const SCRATCH: usize = 64 << 10;
 
@@ -76,6 +79,9 @@ struct Client {
     closing: bool,
     /// Its first message went to the multiplexer.
     placed: bool,
+    /// Lines read while it was at its in-flight cap (one read's worth at
+    /// most: it is not read again until they are gone).
+    held: VecDeque<Option<Vec<u8>>>,
 }
 
 /// Runs the host on `listener` until the pool is empty.
@@ -97,6 +103,7 @@ pub fn serve(dir: &StateDir, listener: UnixListener, cfg: HostConfig) -> io::Res
         changed: true,
         served: false,
         first_client_by: started + FIRST_CLIENT_WAIT,
+        tidy_at: None,
     };
     loop {
         if host.changed {
@@ -143,6 +150,8 @@ struct Host {
     /// instance means the pool is done.
     served: bool,
     first_client_by: Instant,
+    /// When buffers are next shrunk, if traffic since the last time.
+    tidy_at: Option<Instant>,
 }
 
 /// Which descriptor a poll entry is.
@@ -162,7 +171,8 @@ impl Host {
         for (&id, c) in &self.clients {
             let mut ev = PollFlags::empty();
             let admitted = c.who.is_some();
-            if !c.closing && (!admitted || (self.mux.may_read(id) && server_backlog < MAX_SERVER_BACKLOG)) {
+            let room = c.held.is_empty() && self.mux.may_read(id) && server_backlog < MAX_SERVER_BACKLOG;
+            if !c.closing && (!admitted || room) {
                 ev |= PollFlags::POLLIN;
             }
             if !c.out.is_empty() {
@@ -199,6 +209,7 @@ impl Host {
             .filter_map(|(s, f)| f.revents().filter(|r| !r.is_empty()).map(|r| (*s, r)))
             .collect();
         drop(fds);
+        let busy = !ready.is_empty();
         for (slot, revents) in ready {
             match slot {
                 Slot::Listener => self.accept(listener),
@@ -214,7 +225,9 @@ impl Host {
                 Slot::ServerIn(id) => self.flush_server(id),
             }
         }
+        self.release_held();
         self.idle_timers();
+        self.tidy(Instant::now(), busy);
         Ok(())
     }
 

@@ -102,7 +102,28 @@ impl Host {
             .filter_map(|i| i.idle_since)
             .map(|t| t + self.cfg.idle_timeout)
             .chain(first)
+            .chain(self.tidy_at)
             .min()
+    }
+
+    /// Once a second while there is traffic, and once after it: buffers of
+    /// quiet connections and instances shrink back to a few KiB.
+    pub(super) fn tidy(&mut self, now: Instant, busy: bool) {
+        match self.tidy_at {
+            Some(t) if now >= t => {
+                self.tidy_at = None;
+                for c in self.clients.values_mut() {
+                    c.reader.tidy();
+                    c.out.tidy();
+                }
+                for i in self.instances.values_mut() {
+                    i.reader.tidy();
+                    i.out.tidy();
+                }
+            }
+            None if busy => self.tidy_at = Some(now + TIDY_EVERY),
+            _ => {}
+        }
     }
 
     /// Reaps the runners of ended instances.
