@@ -29,14 +29,19 @@ fn relay(fx: &Fixture, session: &str) -> RunnerProc {
     fx.run_in(session, "echo", &[hostile!(), "echo"])
 }
 
+/// Two initialized clients of one shared server, and the pool's status once it lists both.
+fn two_clients(fx: &Fixture, a: &str, b: &str) -> (RunnerProc, RunnerProc, Value) {
+    let (mut a, mut b) = (relay(fx, a), relay(fx, b));
+    initialize(&mut a);
+    initialize(&mut b);
+    let status = pool_with_clients(fx, 2);
+    (a, b, status)
+}
+
 #[test]
 fn garbage_and_oversized_messages_get_errors_and_the_other_client_never_notices() {
     let fx = fixture();
-    let mut a = relay(&fx, "a");
-    let mut b = relay(&fx, "b");
-    initialize(&mut a);
-    initialize(&mut b);
-    let status = pool_with_clients(&fx, 2);
+    let (mut a, mut b, status) = two_clients(&fx, "a", "b");
     let server = server_pid(&fx, &status);
 
     a.send_line("this is not JSON");
@@ -111,11 +116,7 @@ fn a_client_that_never_reads_is_dropped_and_the_other_goes_on() {
 #[test]
 fn a_client_killed_mid_call_is_detached_and_the_others_go_on() {
     let fx = fixture();
-    let mut a = relay(&fx, "a");
-    let mut b = relay(&fx, "b");
-    initialize(&mut a);
-    initialize(&mut b);
-    pool_with_clients(&fx, 2);
+    let (mut a, mut b, _) = two_clients(&fx, "a", "b");
     // A request on its way, then SIGKILL: the host must forget a and keep serving b.
     a.send_line(
         r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}"#,
@@ -131,11 +132,7 @@ fn a_client_killed_mid_call_is_detached_and_the_others_go_on() {
 #[test]
 fn a_sigkilled_pool_host_tells_its_clients_takes_its_server_down_and_gc_removes_the_rest() {
     let fx = fixture();
-    let mut a = relay(&fx, "a");
-    let mut b = relay(&fx, "b");
-    initialize(&mut a);
-    initialize(&mut b);
-    let status = pool_with_clients(&fx, 2);
+    let (mut a, mut b, status) = two_clients(&fx, "a", "b");
     let server = server_pid(&fx, &status);
     let host = status["host"]["pid"].as_i64().expect("host pid") as i32;
     kill(Pid::from_raw(host), Signal::SIGKILL).expect("kill the pool host");
@@ -234,11 +231,7 @@ fn a_different_secret_never_shares() {
 #[test]
 fn stop_of_a_session_detaches_its_client_and_stop_of_the_name_ends_the_server() {
     let fx = fixture();
-    let mut a = relay(&fx, "doomed");
-    let mut b = relay(&fx, "kept");
-    initialize(&mut a);
-    initialize(&mut b);
-    let status = pool_with_clients(&fx, 2);
+    let (mut a, mut b, status) = two_clients(&fx, "doomed", "kept");
     let server = server_pid(&fx, &status);
 
     let text = fx.output(&["status"]);
@@ -265,10 +258,7 @@ fn stop_of_a_session_detaches_its_client_and_stop_of_the_name_ends_the_server() 
 #[test]
 fn a_burst_of_pipelined_requests_is_slowed_down_not_refused() {
     let fx = fixture();
-    let mut a = relay(&fx, "burst");
-    let mut b = relay(&fx, "calm");
-    initialize(&mut a);
-    initialize(&mut b);
+    let (mut a, mut b, _) = two_clients(&fx, "burst", "calm");
     // 3000 requests written at once: far past the 256 a client may have in flight. The host
     // stops reading the client instead of refusing requests; every one is answered, in order
     // of its own id, and the other client is served meanwhile.
