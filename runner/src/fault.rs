@@ -7,11 +7,13 @@
 //! built with debug assertions (the test builds); a release build compiles
 //! every point to nothing and never reads the variable.
 
-/// The variable naming the point to die at.
+/// The variable naming the point to die at (read by debug builds only).
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 pub const VAR: &str = "MCP_RUNNER_FAULT";
 
 /// Every point, in the order `run` passes them. A name not listed here is a
 /// bug in the caller (checked in debug builds).
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 pub const POINTS: &[&str] = &[
     // Admitted: the record is written and the admission lock still held.
     "admission-locked",

@@ -38,7 +38,7 @@ impl LineReader {
     /// A line is handed over straight from `data` when nothing of it was
     /// buffered: the common case copies nothing.
     pub fn feed(&mut self, mut data: &[u8], each: &mut dyn FnMut(Frame)) {
-        while let Some(nl) = data.iter().position(|&b| b == b'\n') {
+        while let Some(nl) = memchr::memchr(b'\n', data) {
             let (head, rest) = (&data[..nl], &data[nl + 1..]);
             data = rest;
             if self.discarding {
