@@ -239,7 +239,7 @@ impl Host {
         for a in actions {
             match a {
                 Action::ToClient(c, line) => {
-                    if let Some(client) = self.clients.get_mut(&c).filter(|c| !c.closing || !c.out.is_empty()) {
+                    if let Some(client) = self.clients.get_mut(&c).filter(|c| !c.closing) {
                         client.out.push_line(&line);
                         touched_clients.push(c);
                     }
