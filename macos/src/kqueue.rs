@@ -101,6 +101,20 @@ impl Kqueue {
         }
     }
 
+    /// Reports only the exit of process `pid` (`EVFILT_PROC` with
+    /// `NOTE_EXIT`): the queue becomes readable (for poll(2) too) when it
+    /// exits, and not when it forks or execs.
+    ///
+    /// # References
+    /// kqueue(2) (EVFILT_PROC)
+    pub fn watch_exit(&self, pid: i32) -> io::Result<ProcessWatch> {
+        match self.register(pid as usize, libc::EVFILT_PROC, libc::NOTE_EXIT) {
+            Ok(()) => Ok(ProcessWatch::Watching),
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(ProcessWatch::AlreadyGone),
+            Err(err) => Err(sys::with_call(err, format_args!("kevent(EVFILT_PROC, NOTE_EXIT, {pid})"))),
+        }
+    }
+
     /// Reports when `fd` gets data or reaches end of file (`EVFILT_READ`
     /// with `EV_CLEAR`: edge-triggered, once per change, so a watcher that
     /// never reads the descriptor, as the runner never reads the server's
@@ -295,6 +309,22 @@ mod macos_tests {
         assert_eq!(exited, pid);
         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7, "status {status:#x}");
         assert!(!memory_kill);
+        child.wait().expect("reap");
+    }
+
+    #[test]
+    fn an_exit_watch_ignores_forks_and_reports_the_exit() {
+        let kq = Kqueue::new().expect("kqueue");
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", "read x; /usr/bin/true; exit 3"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let pid = child.id() as i32;
+        assert_eq!(kq.watch_exit(pid).expect("watch"), ProcessWatch::Watching);
+        drop(child.stdin.take());
+        let events = events_until(&kq, |e| matches!(e, Event::Exit { .. }));
+        assert!(!events.iter().any(|e| matches!(e, Event::Fork { .. })), "a fork woke an exit watch: {events:?}");
         child.wait().expect("reap");
     }
 

@@ -45,10 +45,24 @@ pub fn dir_entry_path(_dir: &std::os::fd::OwnedFd, path: &std::path::Path, name:
     path.join(name)
 }
 
-/// macOS: no pidfd; the relay of a shared server ends on its stdin's end
-/// of file, which a dead client's pipe delivers.
-pub fn watch_client() -> std::io::Result<Option<std::os::fd::OwnedFd>> {
-    Ok(None)
+/// A descriptor that becomes readable when the runner's parent (the
+/// client) exits, for the relay of a shared server: a kqueue watching the
+/// parent's exit only (EVFILT_PROC, NOTE_EXIT: its forks must not wake
+/// the relay); a kqueue descriptor can be polled. An
+/// error if the client is already gone.
+pub fn watch_client() -> std::io::Result<Option<mcp_runner_macos::kqueue::Kqueue>> {
+    use mcp_runner_macos::kqueue::{Kqueue, ProcessWatch};
+    let ppid = nix::unistd::getppid().as_raw();
+    if ppid <= 1 {
+        return Ok(None);
+    }
+    let queue = Kqueue::new()?;
+    match queue.watch_exit(ppid)? {
+        // The parent may have died between getppid and the watch, and its
+        // pid been reused: if our parent changed, the watch names a stranger.
+        ProcessWatch::Watching if nix::unistd::getppid().as_raw() == ppid => Ok(Some(queue)),
+        _ => Err(std::io::Error::other("the client exited before the runner started")),
+    }
 }
 
 /// The user at the other end of a Unix socket (getpeereid): the pool host
