@@ -5,7 +5,7 @@
 //! fifty relays starting together start one), says who it is, then copies
 //! bytes both ways through one buffer each, parsing nothing: the host does
 //! the routing. It ends with the session: stdin's end of file, the client's
-//! exit (a pidfd on Linux), or SIGTERM, SIGINT or SIGHUP, whose default
+//! exit (a pidfd on Linux, a kqueue on macOS), or SIGTERM, SIGINT or SIGHUP, whose default
 //! action is right here (the kernel closes the socket and the host detaches
 //! the client). When the host closes the
 //! connection first (the shared server ended, or the host died), the client
