@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod fds;
 pub mod kqueue;
 pub mod layout;
 pub mod memory;

@@ -44,10 +44,13 @@ pub fn try_relay(args: &RunArgs, budget: &Effective) -> Option<Result<ExitCode, 
             return None;
         }
     };
-    Some(relay_to_pool(args, budget, &dir))
+    relay_to_pool(args, budget, &dir).transpose()
 }
 
-fn relay_to_pool(args: &RunArgs, budget: &Effective, dir: &StateDir) -> Result<ExitCode, Failure> {
+/// The relay's exit code; `None` when the pool's host refused this run
+/// (its key differs behind the same id, or the hello is too large): the
+/// run then gets its own server.
+fn relay_to_pool(args: &RunArgs, budget: &Effective, dir: &StateDir) -> Result<Option<ExitCode>, Failure> {
     let key = pool_key(&args.clone_for_key(), budget).or_exit(exit::RUNNER_FAILED)?;
     // The client's end is the session's end, even if its pipes live on.
     let client = os::watch_client().or_exit(exit::RUNNER_FAILED)?;
@@ -67,7 +70,7 @@ fn relay_to_pool(args: &RunArgs, budget: &Effective, dir: &StateDir) -> Result<E
         Ok(s) => s,
         Err(e) if e.is_refusal() => {
             tracing::warn!("{e}: this server runs unshared");
-            return Err(Failure { code: exit::RUNNER_FAILED, error: anyhow!(e) });
+            return Ok(None);
         }
         Err(e) => return Err(anyhow!(e)).or_exit(exit::RUNNER_FAILED),
     };
@@ -77,7 +80,7 @@ fn relay_to_pool(args: &RunArgs, budget: &Effective, dir: &StateDir) -> Result<E
         dir.path().join(PoolFiles::new(&key.id()).log()).display()
     );
     match relay::relay(stream, client.as_ref().map(AsFd::as_fd)).or_exit(exit::RUNNER_FAILED)? {
-        RelayEnd::ClientClosed => Ok(ExitCode::SUCCESS),
+        RelayEnd::ClientClosed => Ok(Some(ExitCode::SUCCESS)),
         RelayEnd::HostClosed => Err(anyhow!(
             "the shared server's pool host closed the connection: the server ended or its host died (log: {})",
             dir.path().join(PoolFiles::new(&key.id()).log()).display()
@@ -142,6 +145,9 @@ impl RunArgs {
 /// stdout is the starting relay's pipe until it listens: it says "ready",
 /// "busy" (another host has the pool) or why it cannot, then lets go.
 pub fn pool_host(a: PoolHostArgs) -> Result<ExitCode, Failure> {
+    // Whatever the first relay inherited from its client without
+    // close-on-exec must not live on in the pool, nor reach its servers.
+    os::cloexec_inherited();
     if !a.detached {
         let program =
             std::env::current_exe().context("cannot find the runner's own executable").or_exit(exit::RUNNER_FAILED)?;
@@ -183,7 +189,6 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
     let key = pool_key(&args.clone_for_key(), &budget).or_exit(exit::RUNNER_FAILED)?;
     let dir = StateDir::locate().or_exit(exit::RUNNER_FAILED)?;
     let files = PoolFiles::new(&key.id());
-    let log = dir.create_log(&files.log()).or_exit(exit::RUNNER_FAILED)?;
     let (listener, _lock) = match host::claim(&dir, &files).or_exit(exit::RUNNER_FAILED)? {
         Claimed::Busy => {
             say("busy");
@@ -191,6 +196,10 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
         }
         Claimed::Listening { listener, _lock } => (listener, _lock),
     };
+    // Opened once the pool is ours: a host that finds the pool busy must
+    // not touch the running host's log. It keeps the last runs (the relay's
+    // errors point to it) up to 1 MiB.
+    let log = dir.open_log(&files.log(), 1 << 20).or_exit(exit::RUNNER_FAILED)?;
     nix::unistd::dup2_stderr(log.as_fd()).context("cannot log to the pool's log").or_exit(exit::RUNNER_FAILED)?;
     say("ready");
     let null = std::fs::File::options().read(true).write(true).open("/dev/null").or_exit(exit::RUNNER_FAILED)?;
@@ -211,6 +220,7 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
         key,
         sharing,
         idle_timeout: budget.server.idle_timeout,
+        grace: budget.server.grace,
         launch: Launch { program, run_args, command: args.command.clone() },
         name: args.name.clone(),
         me,

@@ -11,7 +11,7 @@
 //! connection first (the shared server ended, or the host died), the client
 //! is told with a JSON-RPC error before the relay exits.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -35,6 +35,9 @@ const ATTEMPTS: usize = 5;
 
 /// The relay's copy buffer, per direction.
 const BUFFER: usize = 64 << 10;
+
+/// What a write to a pipe that poll says has room never blocks on.
+use crate::os::PIPE_BUF;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -111,9 +114,26 @@ pub fn connect(dir: &StateDir, key: &PoolKey, hello: &Hello, host: &HostCommand)
 /// start lock, a second look at the socket, then the host, then its
 /// "ready" line (or its error) on the pipe that is its stdout.
 fn start_host(dir: &StateDir, files: &PoolFiles, host: &HostCommand) -> Result<(), RelayError> {
-    let lock = dir.open_lock(&files.start_lock())?;
-    let _held = Flock::lock(lock, FlockArg::LockExclusive)
-        .map_err(|(_, e)| RelayError::Start(format!("cannot lock {}: {e}", files.start_lock())))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    // flock has no timed wait: try, and try again, until the deadline (a
+    // relay starting a host holds it for milliseconds; one whose host
+    // hangs must not hang every other relay of the pool).
+    let mut lock = dir.open_lock(&files.start_lock())?;
+    let _held = loop {
+        match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
+            Ok(held) => break held,
+            Err((file, _)) if Instant::now() < deadline => {
+                lock = file;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err((_, e)) => {
+                return Err(RelayError::Start(format!(
+                    "cannot lock {} within {START_TIMEOUT:?}: {e}",
+                    files.start_lock()
+                )));
+            }
+        }
+    };
     if UnixStream::connect(dir.entry_path(&files.socket())).is_ok() {
         return Ok(());
     }
@@ -130,19 +150,34 @@ fn start_host(dir: &StateDir, files: &PoolFiles, host: &HostCommand) -> Result<(
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| RelayError::Start(format!("{}: {e}", host.program.display())))?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    let mut said = String::new();
-    if let Some(out) = child.stdout.take() {
+    let mut said = Vec::new();
+    if let Some(mut out) = child.stdout.take() {
         // The first stage exits once the detached host runs; the host
         // holds the pipe until it listens, then says so and lets go.
-        let mut reader = BufReader::new(out.take(wire::MAX_REPLY as u64));
-        let _ = reader.read_line(&mut said);
+        let mut buf = [0u8; 256];
+        while !said.contains(&b'\n') && said.len() < wire::MAX_REPLY {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut fds = [PollFd::new(out.as_fd(), PollFlags::POLLIN)];
+            let ready =
+                poll(&mut fds, PollTimeout::try_from(left.as_millis().min(60_000) as u32).unwrap_or(PollTimeout::MAX));
+            if matches!(ready, Ok(0)) {
+                let _ = child.wait();
+                return Err(RelayError::Start(format!(
+                    "the host did not start listening within {START_TIMEOUT:?}; see {}",
+                    dir.path().join(files.log()).display()
+                )));
+            }
+            match out.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => said.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
     }
     let _ = child.wait();
-    if Instant::now() > deadline {
-        return Err(RelayError::Start("the host took too long to start".into()));
-    }
-    match said.trim_end() {
+    let said = String::from_utf8_lossy(&said);
+    match said.lines().next().unwrap_or("").trim_end() {
         "ready" | "busy" => Ok(()),
         "" => Err(RelayError::Start(format!(
             "the host exited before listening; see {}",
@@ -156,12 +191,14 @@ fn start_host(dir: &StateDir, files: &PoolFiles, host: &HostCommand) -> Result<(
 /// newline so that nothing of the stream after it is taken.
 fn introduce(mut stream: UnixStream, hello: &Hello) -> Result<UnixStream, RelayError> {
     stream.set_read_timeout(Some(START_TIMEOUT))?;
-    stream.write_all(&hello.line())?;
+    // A host that refuses may close before reading the whole hello: its
+    // reply is read all the same.
+    let wrote = stream.write_all(&hello.line());
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     loop {
         match stream.read(&mut byte)? {
-            0 => return Err(RelayError::Io(io::ErrorKind::UnexpectedEof.into())),
+            0 => return Err(RelayError::Io(wrote.err().unwrap_or_else(|| io::ErrorKind::UnexpectedEof.into()))),
             _ if byte[0] == b'\n' => break,
             _ if line.len() >= wire::MAX_REPLY => {
                 return Err(RelayError::Refused("the host's reply is too long".into()));
@@ -183,20 +220,34 @@ pub fn relay(stream: UnixStream, client: Option<BorrowedFd>) -> Result<RelayEnd,
     stream.set_nonblocking(true)?;
     let stdin = io::stdin();
     let stdout = io::stdout();
+    let out = Output::new(stdout.as_fd());
     let mut up = Pending::new();
-    let mut down = vec![0u8; BUFFER];
-    let mut stdin_open = true;
+    let mut down = Pending::new();
+    let (mut stdin_open, mut host_open, mut shut) = (true, true, false);
     let mut sock = &stream;
     loop {
-        let mut fds = Vec::with_capacity(3);
-        let mut sock_events = PollFlags::POLLIN;
+        // Everything the host sent reaches the client before the relay
+        // says the host is gone.
+        if !host_open && down.is_empty() {
+            return Ok(host_closed(stdin_open));
+        }
+        let mut fds = Vec::with_capacity(4);
+        let mut sock_events = PollFlags::empty();
+        if host_open && down.is_empty() {
+            sock_events |= PollFlags::POLLIN;
+        }
         if !up.is_empty() {
             sock_events |= PollFlags::POLLOUT;
         }
         fds.push(PollFd::new(stream.as_fd(), sock_events));
         let watch_stdin = stdin_open && up.is_empty();
+        let stdin_at = fds.len();
         if watch_stdin {
             fds.push(PollFd::new(stdin_fd(&stdin), PollFlags::POLLIN));
+        }
+        let stdout_at = fds.len();
+        if !down.is_empty() {
+            fds.push(PollFd::new(stdout.as_fd(), PollFlags::POLLOUT));
         }
         let client_at = fds.len();
         if let Some(c) = client {
@@ -207,19 +258,25 @@ pub fn relay(stream: UnixStream, client: Option<BorrowedFd>) -> Result<RelayEnd,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(RelayError::Io(e.into())),
         }
+        let ready =
+            |at: usize, watched: bool| watched && fds.get(at).and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
         let sock_ready = fds[0].revents().unwrap_or(PollFlags::empty());
-        let stdin_ready = watch_stdin && fds.get(1).and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
-        let client_gone =
-            client.is_some() && fds.get(client_at).and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
-        drop(fds);
-        if client_gone {
+        let stdin_ready = ready(stdin_at, watch_stdin);
+        let stdout_ready = ready(stdout_at, !down.is_empty());
+        // The client's exit ends the session even while its output is
+        // stuck (a descendant holding the pipe without reading).
+        if ready(client_at, client.is_some()) {
             return Ok(RelayEnd::ClientClosed);
         }
+        drop(fds);
 
         if stdin_ready {
-            let n = up.fill_from(stdin.as_fd())?;
-            if n == 0 {
-                stdin_open = false;
+            match up.fill_from(stdin.as_fd()) {
+                Ok(0) => stdin_open = false,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // An input that fails is an input that ended.
+                Err(_) => stdin_open = false,
             }
         }
         if !up.is_empty() {
@@ -230,25 +287,82 @@ pub fn relay(stream: UnixStream, client: Option<BorrowedFd>) -> Result<RelayEnd,
                 Err(e) => return Err(e.into()),
             }
         }
-        if !stdin_open && up.is_empty() {
-            // Done sending: the host detaches us, then closes.
+        if !stdin_open && up.is_empty() && !shut {
+            // Done sending: the host detaches us once our answers are
+            // through, then closes.
+            shut = true;
             let _ = stream.shutdown(std::net::Shutdown::Write);
         }
-        if sock_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-            match sock.read(&mut down) {
-                Ok(0) => return Ok(host_closed(stdin_open)),
-                Ok(n) => {
-                    // Blocking: a client that does not read stops this
-                    // relay reading, and the host drops it as slow.
-                    if write_all(stdout.as_fd(), &down[..n]).is_err() {
-                        return Ok(RelayEnd::ClientClosed);
-                    }
-                }
+        if down.is_empty() && sock_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            match down.fill_from(stream.as_fd()) {
+                Ok(0) => host_open = false,
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_closed(&e) => return Ok(host_closed(stdin_open)),
+                Err(e) if is_closed(&e) => host_open = false,
                 Err(e) => return Err(e.into()),
             }
         }
+        if !down.is_empty() && (stdout_ready || out.try_at_once) && out.write(&mut down).is_err() {
+            return Ok(RelayEnd::ClientClosed);
+        }
+    }
+}
+
+/// The client's stdout, written so that the relay never blocks on it where
+/// that can be avoided: a pipe is written PIPE_BUF bytes at a time while
+/// poll says it has room (a write that size never blocks), so the client's
+/// exit is seen even if a descendant of the client holds the pipe without
+/// reading. Other outputs (a socket, a terminal) take whole chunks; an
+/// output someone made non-blocking is polled again on EAGAIN.
+struct Output<'a> {
+    fd: BorrowedFd<'a>,
+    /// Pipes: PIPE_BUF; others: a whole buffer.
+    chunk: usize,
+    /// Write right after a read, without polling first (not for pipes).
+    try_at_once: bool,
+}
+
+impl<'a> Output<'a> {
+    fn new(fd: BorrowedFd<'a>) -> Output<'a> {
+        let pipe = nix::sys::stat::fstat(fd).is_ok_and(|st| {
+            nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+                == nix::sys::stat::SFlag::S_IFIFO
+        });
+        if pipe {
+            Output { fd, chunk: PIPE_BUF, try_at_once: false }
+        } else {
+            Output { fd, chunk: BUFFER, try_at_once: true }
+        }
+    }
+
+    /// Writes what the output takes now: for a pipe, PIPE_BUF-sized writes
+    /// while a zero-timeout poll says there is room.
+    fn write(&self, down: &mut Pending) -> io::Result<()> {
+        while !down.is_empty() {
+            if self.chunk == PIPE_BUF {
+                let mut fds = [PollFd::new(self.fd, PollFlags::POLLOUT)];
+                match poll(&mut fds, PollTimeout::ZERO) {
+                    Ok(0) => return Ok(()),
+                    Ok(_)
+                        if fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)) =>
+                    {
+                        return Err(io::ErrorKind::BrokenPipe.into());
+                    }
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let end = down.end.min(down.start + self.chunk);
+            match nix::unistd::write(self.fd, &down.buf[down.start..end]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => down.start += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 }
 

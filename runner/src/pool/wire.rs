@@ -32,8 +32,10 @@ pub struct Reply {
 
 pub const VERSION: u32 = 1;
 
-/// The longest hello a host reads: the key carries the environment.
-pub const MAX_HELLO: usize = 1 << 20;
+/// The longest hello a host reads: the key carries the environment, in hex
+/// (Linux caps arguments and environment together at a quarter of the
+/// stack limit, 2 MiB by default).
+pub const MAX_HELLO: usize = 5 << 20;
 
 /// The longest reply a relay reads.
 pub const MAX_REPLY: usize = 4096;

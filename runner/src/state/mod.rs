@@ -252,17 +252,33 @@ impl StateDir {
         self.open_regular(name, flags).map_err(|err| StateError::Lock { path: self.path.join(name), err })
     }
 
-    /// `name` emptied (created 0600) for appending a log to, under the same
-    /// rules as the lock files.
-    pub(crate) fn create_log(&self, name: &str) -> Result<File, StateError> {
+    /// `name` (created 0600) for appending a log to, under the same rules as
+    /// the lock files; emptied first once it is over `keep` bytes, so that
+    /// it holds the last runs but does not grow forever.
+    pub(crate) fn open_log(&self, name: &str, keep: u64) -> Result<File, StateError> {
         let flags = OFlag::O_WRONLY
             | OFlag::O_CREAT
-            | OFlag::O_TRUNC
             | OFlag::O_APPEND
             | OFlag::O_NOFOLLOW
             | OFlag::O_NONBLOCK
             | OFlag::O_CLOEXEC;
-        self.open_regular(name, flags).map_err(|err| StateError::Write { path: self.path.join(name), err })
+        let err = |err| StateError::Write { path: self.path.join(name), err };
+        let file = self.open_regular(name, flags).map_err(err)?;
+        if file.metadata().map_err(err)?.len() > keep {
+            file.set_len(0).map_err(err)?;
+        }
+        Ok(file)
+    }
+
+    /// Whether `name` in the directory is still the file `file` is open on
+    /// (same device and inode): a lock taken on a file that was unlinked
+    /// meanwhile guards nothing.
+    pub(crate) fn still_names(&self, name: &str, file: &File) -> bool {
+        let here = nix::sys::stat::fstatat(&self.fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+        match (here, fstat(file)) {
+            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+            _ => false,
+        }
     }
 
     fn open_regular(&self, name: &str, flags: OFlag) -> io::Result<File> {

@@ -9,6 +9,8 @@
 //! signal); macOS's system calls live in the `mcp-runner-macos` crate.
 
 #[cfg(target_os = "linux")]
+pub mod fds;
+#[cfg(target_os = "linux")]
 pub mod pidfd;
 pub mod poll;
 #[cfg(target_os = "linux")]

@@ -9,6 +9,7 @@ pub mod kill;
 mod session;
 mod watch;
 
+pub use crate::sys::fds::cloexec_inherited;
 pub use host::probe_host;
 pub use kill::signal_exact;
 pub use watch::RecordWatch;
@@ -79,3 +80,7 @@ pub fn peer_uid(sock: std::os::fd::BorrowedFd) -> std::io::Result<u32> {
     let cred = nix::sys::socket::getsockopt(&sock, nix::sys::socket::sockopt::PeerCredentials)?;
     Ok(cred.uid())
 }
+
+/// PIPE_BUF: a write of at most this many bytes to a pipe is atomic, and
+/// never blocks when poll says the pipe is writable. Linux: 4096 bytes (pipe(7)), the least room poll reports POLLOUT for.
+pub const PIPE_BUF: usize = 4096;

@@ -71,3 +71,13 @@ pub fn peer_uid(sock: std::os::fd::BorrowedFd) -> std::io::Result<u32> {
     let (uid, _) = nix::unistd::getpeereid(sock)?;
     Ok(uid.as_raw())
 }
+
+/// Marks every descriptor above 2 close-on-exec (see the Linux version):
+/// what the pool host inherited by accident does not reach its servers.
+pub fn cloexec_inherited() {
+    mcp_runner_macos::fds::cloexec_inherited();
+}
+
+/// PIPE_BUF: a write of at most this many bytes to a pipe is atomic, and
+/// never blocks when poll says the pipe is writable. macOS: 512 bytes (<sys/syslimits.h>).
+pub const PIPE_BUF: usize = 512;

@@ -6,7 +6,23 @@ use super::*;
 
 impl Host {
     pub(super) fn accept(&mut self, listener: &UnixListener) {
-        while let Ok((stream, _)) = listener.accept() {
+        loop {
+            let stream = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => return,
+                // Out of descriptors (or memory): the listener stays
+                // readable, so polling it again at once would spin. Pause.
+                Err(e) => {
+                    tracing::warn!("cannot accept a relay ({e}): not accepting for {ACCEPT_PAUSE:?}");
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                    return;
+                }
+            };
+            let pending = self.clients.values().filter(|c| c.who.is_none()).count();
+            if pending >= MAX_PENDING_HELLOS {
+                tracing::warn!("{pending} connections have not said hello yet: refused one more");
+                continue;
+            }
             let uid = crate::os::peer_uid(stream.as_fd());
             let me = nix::unistd::Uid::effective().as_raw();
             if uid.as_ref().ok() != Some(&me) {
@@ -26,6 +42,8 @@ impl Host {
                 closing: false,
                 placed: false,
                 held: VecDeque::new(),
+                accepted: Instant::now(),
+                done_sending: None,
             };
             self.clients.insert(id, client);
         }
@@ -39,7 +57,15 @@ impl Host {
             Err(_) => 0,
         };
         if n == 0 {
-            self.client_gone(id, "closed its connection");
+            // The client closed its side: it is owed the answers to what it
+            // sent (a client may write its requests and close stdin at once).
+            // It is detached once they are delivered, or after `grace`.
+            if c.who.is_some() && c.done_sending.is_none() {
+                c.done_sending = Some(Instant::now());
+                self.settle_clients(Instant::now());
+            } else {
+                self.client_gone(id, "closed its connection");
+            }
             return;
         }
         let mut admitted = c.who.is_some();
@@ -146,6 +172,41 @@ impl Host {
             Ok(_) => {}
             Err(_) => self.client_gone(id, "stopped reading (connection lost)"),
         }
+    }
+
+    /// Detaches clients that closed their side once nothing is owed them
+    /// (or `grace` after they closed), and drops connections that never
+    /// said hello within `HELLO_TIMEOUT`.
+    pub(super) fn settle_clients(&mut self, now: Instant) {
+        let mut gone = Vec::new();
+        for (&id, c) in &self.clients {
+            if let Some(at) = c.done_sending {
+                let owed = self.mux.owed(id) + c.held.len();
+                if owed == 0 && c.out.is_empty() {
+                    gone.push((id, "closed its side; every answer delivered".to_owned()));
+                } else if now >= at + self.cfg.grace {
+                    gone.push((id, format!("closed its side; {owed} answers still owed after {:?}", self.cfg.grace)));
+                }
+            } else if c.who.is_none() && now >= c.accepted + HELLO_TIMEOUT {
+                tracing::warn!("client {id} sent no hello within {HELLO_TIMEOUT:?}: dropped");
+                gone.push((id, String::new()));
+            }
+        }
+        for (id, why) in gone {
+            self.client_gone(id, &why);
+        }
+    }
+
+    /// The next time `settle_clients` has something to do.
+    pub(super) fn next_settle(&self) -> Option<Instant> {
+        self.clients
+            .values()
+            .filter_map(|c| match c.done_sending {
+                Some(at) => Some(at + self.cfg.grace),
+                None if c.who.is_none() => Some(c.accepted + HELLO_TIMEOUT),
+                None => None,
+            })
+            .min()
     }
 
     pub(super) fn client_gone(&mut self, id: ClientId, why: &str) {

@@ -39,6 +39,10 @@ pub fn claim(dir: &StateDir, files: &PoolFiles) -> Result<Claimed, ClaimError> {
     let lock = loop {
         let file = dir.open_lock(&files.host_lock())?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            // `gc` may have unlinked the lock file after we opened it: a
+            // lock on the old file would let a second host in. Take the
+            // lock on the file the name holds now.
+            Ok(l) if !dir.still_names(&files.host_lock(), &l) => continue,
             Ok(l) => break l,
             Err(_) if Instant::now() < deadline => {
                 // A live host's socket answers: then there is nothing to wait for.

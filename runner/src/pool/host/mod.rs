@@ -52,6 +52,17 @@ const MAX_SERVER_BACKLOG: usize = 4 << 20;
 /// How long a new host waits for the relay that started it.
 const FIRST_CLIENT_WAIT: Duration = Duration::from_secs(30);
 
+/// How long a connection may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections that have not said hello yet, at most (each may hold up to
+/// `wire::MAX_HELLO` bytes).
+const MAX_PENDING_HELLOS: usize = 16;
+
+/// How long the host stops accepting after accept(2) failed for want of
+/// descriptors or memory.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
+
 /// How often buffers are shrunk back while there is traffic.
 const TIDY_EVERY: Duration = Duration::from_secs(1);
 
@@ -63,6 +74,8 @@ pub struct HostConfig {
     pub key: PoolKey,
     pub sharing: Sharing,
     pub idle_timeout: Duration,
+    /// How long a client that closed its side may wait for its answers.
+    pub grace: Duration,
     pub launch: Launch,
     pub name: Option<String>,
     pub me: ProcessId,
@@ -82,6 +95,10 @@ struct Client {
     /// Lines read while it was at its in-flight cap (one read's worth at
     /// most: it is not read again until they are gone).
     held: VecDeque<Option<Vec<u8>>>,
+    accepted: Instant,
+    /// When it closed its side (end of file): it is detached once every
+    /// answer it is owed is delivered, or `grace` later.
+    done_sending: Option<Instant>,
 }
 
 /// Runs the host on `listener` until the pool is empty.
@@ -104,6 +121,7 @@ pub fn serve(dir: &StateDir, listener: UnixListener, cfg: HostConfig) -> io::Res
         served: false,
         first_client_by: started + FIRST_CLIENT_WAIT,
         tidy_at: None,
+        accept_paused_until: None,
     };
     loop {
         if host.changed {
@@ -152,6 +170,8 @@ struct Host {
     first_client_by: Instant,
     /// When buffers are next shrunk, if traffic since the last time.
     tidy_at: Option<Instant>,
+    /// accept(2) failed: the listener is not polled until then.
+    accept_paused_until: Option<Instant>,
 }
 
 /// Which descriptor a poll entry is.
@@ -165,14 +185,21 @@ enum Slot {
 
 impl Host {
     fn poll_once(&mut self, listener: &UnixListener) -> io::Result<()> {
-        let server_backlog = self.instances.values().map(|i| i.out.len()).max().unwrap_or(0);
+        // A server with this much unwritten stops its own clients being
+        // read (the server is their bottleneck), not every client's.
+        let full: Vec<InstanceId> =
+            self.instances.iter().filter(|(_, i)| i.out.len() >= MAX_SERVER_BACKLOG).map(|(&id, _)| id).collect();
+        let now = Instant::now();
+        let accepting = self.accept_paused_until.is_none_or(|t| now >= t);
         let mut slots = vec![Slot::Listener];
-        let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        let listen_events = if accepting { PollFlags::POLLIN } else { PollFlags::empty() };
+        let mut fds = vec![PollFd::new(listener.as_fd(), listen_events)];
         for (&id, c) in &self.clients {
             let mut ev = PollFlags::empty();
             let admitted = c.who.is_some();
-            let room = c.held.is_empty() && self.mux.may_read(id) && server_backlog < MAX_SERVER_BACKLOG;
-            if !c.closing && (!admitted || room) {
+            let server_full = !full.is_empty() && self.mux.instance_of(id).is_some_and(|i| full.contains(&i));
+            let room = c.held.is_empty() && self.mux.may_read(id) && !server_full;
+            if !c.closing && c.done_sending.is_none() && (!admitted || room) {
                 ev |= PollFlags::POLLIN;
             }
             if !c.out.is_empty() {
@@ -226,6 +253,7 @@ impl Host {
             }
         }
         self.release_held();
+        self.settle_clients(Instant::now());
         self.idle_timers();
         self.tidy(Instant::now(), busy);
         Ok(())
@@ -279,6 +307,12 @@ impl Host {
 impl HostConfig {
     /// Accepts a relay whose key is this pool's, byte for byte.
     fn check_hello(&self, line: &[u8]) -> Result<ClientStatus, String> {
+        if line.is_empty() {
+            return Err(format!(
+                "the hello is over {} MiB (an environment too large to key a pool by)",
+                wire::MAX_HELLO >> 20
+            ));
+        }
         let hello: Hello = serde_json::from_slice(line).map_err(|e| format!("not a relay's hello: {e}"))?;
         if hello.version != wire::VERSION {
             return Err(format!("wire version {} (this host speaks {})", hello.version, wire::VERSION));

@@ -95,7 +95,10 @@ impl Host {
     }
 
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        let first = (!self.served).then_some(self.first_client_by);
+        let now = Instant::now();
+        // Once passed, the first-client deadline wakes nothing any more.
+        let first = (!self.served && now < self.first_client_by).then_some(self.first_client_by);
+        let paused = self.accept_paused_until.filter(|&t| now < t);
         self.instances
             .values()
             .filter(|i| i.stdin.is_some())
@@ -103,6 +106,8 @@ impl Host {
             .map(|t| t + self.cfg.idle_timeout)
             .chain(first)
             .chain(self.tidy_at)
+            .chain(paused)
+            .chain(self.next_settle())
             .min()
     }
 

@@ -117,6 +117,18 @@ impl Mux {
         self.clients.get(&c).is_none_or(|cl| cl.load() < self.cfg.max_in_flight)
     }
 
+    /// Requests of the client the server has not answered yet (and lines
+    /// held for it): the host keeps a client that closed its side until
+    /// this is 0, so its last answers still reach it.
+    pub fn owed(&self, c: ClientId) -> usize {
+        self.clients.get(&c).map_or(0, |cl| cl.load())
+    }
+
+    /// The instance a client is placed on, once its first message placed it.
+    pub fn instance_of(&self, c: ClientId) -> Option<InstanceId> {
+        self.clients.get(&c).and_then(|cl| cl.instance)
+    }
+
     /// Instances with no client attached and no open multi-round-trip
     /// round: the host starts their idle timers. Rounds belong to a client
     /// and are dropped with it, so an instance with a round open always has
