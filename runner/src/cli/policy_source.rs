@@ -67,6 +67,24 @@ pub fn levels_budget(physical_memory: u64) -> Result<mcp_runner_policy::Effectiv
     }
 }
 
+/// The budget of the server `run` was asked for: the policy `run` would
+/// use, resolved for its name and command line on this host. Shared by
+/// `run` and the pool host (which must resolve it exactly as its relays do).
+pub fn server_budget(
+    name: Option<&str>,
+    policy: Option<&Path>,
+    command: &[OsString],
+    physical_memory: u64,
+) -> Result<mcp_runner_policy::Effective, PolicyError> {
+    let argv: Vec<String> = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    load(&locate(policy)).and_then(|p| {
+        p.resolve(
+            &mcp_runner_policy::ServerRequest { name, argv: &argv },
+            &mcp_runner_policy::HostMemory { physical_bytes: physical_memory },
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

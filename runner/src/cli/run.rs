@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
-use mcp_runner_policy::{DriverPref, Effective, Enforcement, HostMemory, ServerRequest};
+use mcp_runner_policy::{DriverPref, Effective, Enforcement};
 
 use super::args::{DriverArg, RunArgs};
 use super::policy_source;
@@ -33,14 +33,13 @@ use crate::tree::ProcessId;
 pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let argv: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let facts = HostFacts::probe();
-    let source = policy_source::locate(args.policy.as_deref());
-    let policy = policy_source::load(&source).or_exit(exit::USAGE)?;
-    let budget = policy
-        .resolve(
-            &ServerRequest { name: args.name.as_deref(), argv: &argv },
-            &HostMemory { physical_bytes: facts.physical_memory },
-        )
-        .or_exit(exit::USAGE)?;
+    let budget = policy_source::server_budget(
+        args.name.as_deref(),
+        args.policy.as_deref(),
+        &args.command,
+        facts.physical_memory,
+    )
+    .or_exit(exit::USAGE)?;
     // A shared server: this run relays to its pool instead of spawning.
     if let Some(shared) = super::share::try_relay(&args, &budget) {
         return shared;

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
 use clap::ValueEnum;
-use mcp_runner_policy::{Effective, HostMemory, ServerRequest, Share};
+use mcp_runner_policy::{Effective, Share};
 
 use super::args::{PoolHostArgs, RunArgs};
 use super::{Failure, OrExit, policy_source, run};
@@ -51,7 +51,7 @@ pub fn try_relay(args: &RunArgs, budget: &Effective) -> Option<Result<ExitCode, 
 /// (its key differs behind the same id, or the hello is too large): the
 /// run then gets its own server.
 fn relay_to_pool(args: &RunArgs, budget: &Effective, dir: &StateDir) -> Result<Option<ExitCode>, Failure> {
-    let key = pool_key(&args.clone_for_key(), budget).or_exit(exit::RUNNER_FAILED)?;
+    let key = pool_key(args, budget).or_exit(exit::RUNNER_FAILED)?;
     // The client's end is the session's end, even if its pipes live on.
     let client = os::watch_client().or_exit(exit::RUNNER_FAILED)?;
     let table = os::Procs::snapshot();
@@ -62,10 +62,9 @@ fn relay_to_pool(args: &RunArgs, budget: &Effective, dir: &StateDir) -> Result<O
     let session = run::session_id(args.session.clone(), &table);
     let since = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let hello = Hello { version: wire::VERSION, key: wire::hex(key.as_bytes()), session, runner: me, since };
-    let program =
-        std::env::current_exe().context("cannot find the runner's own executable").or_exit(exit::RUNNER_FAILED)?;
+    let program = own_exe()?;
     let mut host_args = vec![OsString::from("pool-host")];
-    host_args.extend(forwarded(args));
+    host_args.extend(forwarded_with_command(args));
     let stream = match relay::connect(dir, &key, &hello, &HostCommand { program: &program, args: host_args }) {
         Ok(s) => s,
         Err(e) if e.is_refusal() => {
@@ -100,17 +99,33 @@ fn forwarded(args: &RunArgs) -> Vec<OsString> {
         out.push("--policy".into());
         out.push(policy.clone().into_os_string());
     }
-    if let Some(d) = args.driver.and_then(|d| d.to_possible_value()) {
+    if let Some(d) = driver_name(args) {
         out.push("--driver".into());
-        out.push(d.get_name().into());
+        out.push(d.into());
     }
+    out
+}
+
+/// [`forwarded`], then `--` and the server's command.
+fn forwarded_with_command(args: &RunArgs) -> Vec<OsString> {
+    let mut out = forwarded(args);
     out.push("--".into());
     out.extend(args.command.iter().cloned());
     out
 }
 
+/// `--driver` as the user wrote it.
+fn driver_name(args: &RunArgs) -> Option<String> {
+    args.driver.and_then(|d| d.to_possible_value()).map(|v| v.get_name().to_owned())
+}
+
+/// This runner's own executable, for the host and its instances.
+fn own_exe() -> Result<std::path::PathBuf, Failure> {
+    std::env::current_exe().context("cannot find the runner's own executable").or_exit(exit::RUNNER_FAILED)
+}
+
 /// The pool key of this run: see `pool::key`.
-fn pool_key(args: &KeyArgs, budget: &Effective) -> anyhow::Result<PoolKey> {
+fn pool_key(args: &RunArgs, budget: &Effective) -> anyhow::Result<PoolKey> {
     let env: Vec<(OsString, OsString)> =
         std::env::vars_os().filter(|(k, _)| !NOT_IN_KEY.iter().any(|n| k == n)).collect();
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
@@ -121,23 +136,8 @@ fn pool_key(args: &KeyArgs, budget: &Effective) -> anyhow::Result<PoolKey> {
         uid: nix::unistd::Uid::effective().as_raw(),
         gid: nix::unistd::Gid::effective().as_raw(),
         budget,
-        driver: args.driver.as_deref(),
+        driver: driver_name(args).as_deref(),
     }))
-}
-
-/// What of the command line goes into the key.
-struct KeyArgs {
-    command: Vec<OsString>,
-    driver: Option<String>,
-}
-
-impl RunArgs {
-    fn clone_for_key(&self) -> KeyArgs {
-        KeyArgs {
-            command: self.command.clone(),
-            driver: self.driver.and_then(|d| d.to_possible_value()).map(|v| v.get_name().to_owned()),
-        }
-    }
 }
 
 /// `mcp-runner pool-host`: the first stage starts the detached second
@@ -149,10 +149,9 @@ pub fn pool_host(a: PoolHostArgs) -> Result<ExitCode, Failure> {
     // close-on-exec must not live on in the pool, nor reach its servers.
     os::cloexec_inherited();
     if !a.detached {
-        let program =
-            std::env::current_exe().context("cannot find the runner's own executable").or_exit(exit::RUNNER_FAILED)?;
+        let program = own_exe()?;
         let mut args = vec![OsString::from("pool-host"), OsString::from("--detached")];
-        args.extend(forwarded(&a.run));
+        args.extend(forwarded_with_command(&a.run));
         Command::new(program)
             .args(args)
             .stdin(Stdio::null())
@@ -178,15 +177,14 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
     // or terminal reaches the pool.
     let _ = nix::unistd::setsid();
     let facts = HostFacts::probe();
-    let argv: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    let policy = policy_source::load(&policy_source::locate(args.policy.as_deref())).or_exit(exit::USAGE)?;
-    let budget = policy
-        .resolve(
-            &ServerRequest { name: args.name.as_deref(), argv: &argv },
-            &HostMemory { physical_bytes: facts.physical_memory },
-        )
-        .or_exit(exit::USAGE)?;
-    let key = pool_key(&args.clone_for_key(), &budget).or_exit(exit::RUNNER_FAILED)?;
+    let budget = policy_source::server_budget(
+        args.name.as_deref(),
+        args.policy.as_deref(),
+        &args.command,
+        facts.physical_memory,
+    )
+    .or_exit(exit::USAGE)?;
+    let key = pool_key(args, &budget).or_exit(exit::RUNNER_FAILED)?;
     let dir = StateDir::locate().or_exit(exit::RUNNER_FAILED)?;
     let files = PoolFiles::new(&key.id());
     let (listener, _lock) = match host::claim(&dir, &files).or_exit(exit::RUNNER_FAILED)? {
@@ -208,14 +206,16 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
         .identity(std::process::id() as i32)
         .context("cannot read the host's own process entry")
         .or_exit(exit::RUNNER_FAILED)?;
-    let program =
-        std::env::current_exe().context("cannot find the runner's own executable").or_exit(exit::RUNNER_FAILED)?;
+    let program = own_exe()?;
     let mut run_args = vec![OsString::from("run"), OsString::from("--session"), OsString::from("shared")];
-    let fwd = forwarded(args);
-    let dashdash = fwd.iter().position(|a| a == "--").unwrap_or(fwd.len());
-    run_args.extend(fwd[..=dashdash.min(fwd.len() - 1)].iter().cloned());
+    run_args.extend(forwarded(args));
     let sharing = if budget.server.share == Share::Auto { Sharing::Auto } else { Sharing::Always };
-    tracing::info!("pool {} host {} serving `{}`", key.id(), me.pid, argv.join(" "));
+    tracing::info!(
+        "pool {} host {} serving `{}`",
+        key.id(),
+        me.pid,
+        args.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    );
     let cfg = HostConfig {
         key,
         sharing,

@@ -75,7 +75,7 @@ impl Host {
         let mut rest: &[u8] = data;
         if !admitted {
             let mut hello = None;
-            let cut = data.iter().position(|&b| b == b'\n').map_or(data.len(), |p| p + 1);
+            let cut = memchr::memchr(b'\n', data).map_or(data.len(), |p| p + 1);
             c.reader.feed(&data[..cut], &mut |f| {
                 hello = Some(match f {
                     Frame::Line(l) => l.to_vec(),

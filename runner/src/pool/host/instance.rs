@@ -24,7 +24,7 @@ const MAX_SERVER_LINE: usize = 64 << 20;
 /// What the host needs to start an instance.
 pub struct Launch {
     pub program: std::path::PathBuf,
-    /// `run` and its options, up to and including `--`.
+    /// `run` and its options (the command follows `--`).
     pub run_args: Vec<OsString>,
     pub command: Vec<OsString>,
 }
@@ -44,10 +44,10 @@ pub struct Instance {
 impl Instance {
     pub fn spawn(launch: &Launch, pool_instance: &str) -> io::Result<Instance> {
         let mut child = Command::new(&launch.program)
-            .args(&launch.run_args[..launch.run_args.len().saturating_sub(1)])
+            .args(&launch.run_args)
             .arg("--pool-instance")
             .arg(pool_instance)
-            .args(launch.run_args.last())
+            .arg("--")
             .args(&launch.command)
             // The server belongs to session "shared", whatever session the
             // relay that started the host was in.
